@@ -1,0 +1,340 @@
+"""Ingest one DICOM instance: validate, store whole or not at all, index, match the resident.
+
+Every way in (browser upload, STOW-RS, DIMSE C-STORE) calls :func:`instance_ingest`
+with a seekable file and an :class:`Origin`. The outcome is one of stored, duplicate
+(the same instance again: nothing changes) or an exception: :class:`Rejected` for a
+file we refuse, :class:`Conflict` for a UID already used for a different resident.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
+from association.models import Institution
+from audit.models import Outcome
+from audit.services import audit_record
+from imaging.dicom.metadata import instance_metadata, study_attributes
+from imaging.dicom.validate import (
+    CHUNK,
+    DEFAULT_LIMITS,
+    Limits,
+    Rejected,
+    ValidInstance,
+    validate_instance,
+)
+from imaging.models import (
+    ImagingRequest,
+    Instance,
+    InstitutionPatientId,
+    MatchStatus,
+    RequestStatus,
+    Series,
+    Study,
+)
+from objectstore import get_store
+from records import resident_id as rid
+from records.models import Patient
+from records.selectors import patients_visible_to
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(Exception):
+    """A UID already names something else (another resident, study or series)."""
+
+    def __init__(self, code: str, message: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class IngestStatus(enum.StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who sends, for which institution, by which path, and for which request."""
+
+    institution: Institution
+    channel: str  # "upload", "stow", "dimse"
+    user: User | None = None
+    request: ImagingRequest | None = None
+    calling_ae: str = ""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: IngestStatus
+    instance: Instance
+
+
+class _ZeroedPreamble(io.RawIOBase):
+    """Read ``source`` with its 128-byte preamble replaced by zeros (it can carry code)."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._pos = 0
+        source.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        if self._pos < 128 and data:
+            zeros = min(128 - self._pos, len(data))
+            data = b"\0" * zeros + data[zeros:]
+        self._pos += len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _same_resident(study: Study, valid: ValidInstance) -> bool:
+    return study.dicom_patient_id == valid.patient_id
+
+
+def _duplicate_or_conflict(valid: ValidInstance) -> Instance | None:
+    existing = (
+        Instance.objects.select_related("series__study").filter(sop_uid=valid.sop_uid).first()
+    )
+    if existing is None:
+        return None
+    study = existing.series.study
+    if study.study_uid != valid.study_uid or existing.series.series_uid != valid.series_uid:
+        raise Conflict(
+            "uid_reused", _("This SOP Instance UID is already stored in another study or series.")
+        )
+    if not _same_resident(study, valid):
+        raise Conflict(
+            "other_patient",
+            _(
+                "This SOP Instance UID is already stored for a different patient;"
+                " nothing was overwritten."
+            ),
+        )
+    return existing
+
+
+def _match_patient(valid: ValidInstance, origin: Origin) -> Patient | None:
+    """The resident the images belong to, or ``None`` to queue them for a person."""
+    if origin.request is not None:
+        return origin.request.patient
+    accession = str(valid.dataset.get("AccessionNumber", "") or "")
+    if accession:
+        request = (
+            ImagingRequest.objects.select_related("patient")
+            .filter(accession_number=accession)
+            .first()
+        )
+        if request is not None and request.requesting_institution_id == origin.institution.pk:
+            return request.patient
+    if valid.patient_id:
+        known = (
+            InstitutionPatientId.objects.filter(
+                institution=origin.institution, value=valid.patient_id
+            )
+            .select_related("patient")
+            .first()
+        )
+        if known is not None:
+            return known.patient
+        try:
+            number = rid.parse(valid.patient_id).number
+        except rid.InvalidResidentId:
+            return None
+        # The modality used the resident ID: match if the sender may see that resident.
+        candidate = Patient.objects.filter(resident_id=number).first()
+        if candidate is not None and origin.user is not None:
+            from association.selectors import actor_scope
+
+            if patients_visible_to(actor_scope(origin.user)).filter(pk=candidate.pk).exists():
+                return candidate
+        if candidate is not None and candidate.home_institution_id == origin.institution.pk:
+            return candidate
+    return None
+
+
+def _request_for(valid: ValidInstance, origin: Origin) -> ImagingRequest | None:
+    if origin.request is not None:
+        return origin.request
+    accession = str(valid.dataset.get("AccessionNumber", "") or "")
+    if not accession:
+        return None
+    return ImagingRequest.objects.filter(
+        accession_number=accession, requesting_institution=origin.institution
+    ).first()
+
+
+def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> Instance:
+    study = Study.objects.select_for_update().filter(study_uid=valid.study_uid).first()
+    if study is None:
+        # Matching and request look-ups run once per study, not per instance.
+        patient = _match_patient(valid, origin)
+        request = _request_for(valid, origin)
+        study = Study.objects.create(
+            study_uid=valid.study_uid,
+            **study_attributes(valid.dataset),
+            patient=patient,
+            match_status=MatchStatus.MATCHED if patient else MatchStatus.PENDING,
+            source_institution=origin.institution,
+            request=request,
+        )
+        if request is not None and request.status == RequestStatus.REQUESTED:
+            ImagingRequest.objects.filter(pk=request.pk, status=RequestStatus.REQUESTED).update(
+                status=RequestStatus.IMAGES_RECEIVED, images_received_at=timezone.now()
+            )
+    elif not _same_resident(study, valid):
+        raise Conflict(
+            "other_patient",
+            _(
+                "This Study Instance UID is already stored for a different patient;"
+                " nothing was overwritten."
+            ),
+        )
+    series, _created = Series.objects.get_or_create(
+        series_uid=valid.series_uid,
+        defaults={
+            "study": study,
+            "modality": str(valid.dataset.get("Modality", "") or "")[:16],
+            "series_number": _int(valid.dataset.get("SeriesNumber")),
+            "series_description": str(valid.dataset.get("SeriesDescription", "") or "")[:64],
+            "body_part": str(valid.dataset.get("BodyPartExamined", "") or "")[:16],
+        },
+    )
+    if series.study_id != study.pk:
+        raise Conflict(
+            "uid_reused", _("This Series Instance UID already belongs to another study.")
+        )
+    instance = Instance.objects.create(
+        sop_uid=valid.sop_uid,
+        series=series,
+        sop_class_uid=valid.sop_class_uid,
+        instance_number=_int(valid.dataset.get("InstanceNumber")),
+        transfer_syntax_uid=valid.transfer_syntax_uid,
+        rows=valid.rows,
+        columns=valid.columns,
+        frames=valid.frames,
+        bits_allocated=valid.bits_allocated,
+        photometric=valid.photometric,
+        object_key=key,
+        size=valid.size,
+        sha256=sha256,
+        metadata=instance_metadata(valid.dataset),
+        received_via=origin.channel,
+    )
+    Series.objects.filter(pk=series.pk).update(num_instances=F("num_instances") + 1)
+    modalities = set(filter(None, study.modalities.split("\\"))) | {series.modality}
+    Study.objects.filter(pk=study.pk).update(
+        num_instances=F("num_instances") + 1,
+        num_series=Series.objects.filter(study=study).count(),
+        modalities="\\".join(sorted(m for m in modalities if m))[:64],
+        updated_at=timezone.now(),
+    )
+    return instance
+
+
+def _index_with_retry(
+    valid: ValidInstance, origin: Origin, *, key: str, sha256: str
+) -> Instance | IngestResult:
+    """Index in a transaction; a concurrent sender of the same study or instance wins a race
+    at most once: then the instance is a duplicate, or the study now exists and we retry."""
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                instance = _index(valid, origin, key=key, sha256=sha256)
+                _audit_stored(instance, origin)  # one commit for index and audit
+                return instance
+        except IntegrityError:
+            existing = _duplicate_or_conflict(valid)
+            if existing is not None:
+                return IngestResult(IngestStatus.DUPLICATE, existing)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def instance_ingest(
+    fileobj: BinaryIO, *, origin: Origin, limits: Limits = DEFAULT_LIMITS
+) -> IngestResult:
+    """Validate, store and index one Part 10 file; the file must be seekable.
+
+    Raises
+    ------
+    Rejected
+        The file is refused (nothing kept); audited.
+    Conflict
+        A UID already names another resident, study or series (nothing kept); audited.
+    """
+    try:
+        valid = validate_instance(fileobj, limits=limits)
+        existing = _duplicate_or_conflict(valid)
+    except (Rejected, Conflict) as exc:
+        _audit(origin, outcome=Outcome.FAILED, reason=exc.code)
+        raise
+    if existing is not None:
+        return IngestResult(IngestStatus.DUPLICATE, existing)
+    store = get_store()
+    zeroed = cast(BinaryIO, io.BufferedReader(_ZeroedPreamble(fileobj), CHUNK))
+    stored = store.put(zeroed, prefix="dicom", content_type="application/dicom", size=valid.size)
+    try:
+        instance = _index_with_retry(valid, origin, key=stored.key, sha256=stored.sha256)
+    except Conflict as exc:
+        store.delete(stored.key)
+        _audit(origin, outcome=Outcome.FAILED, reason=exc.code)
+        raise
+    except BaseException:
+        store.delete(stored.key)
+        raise
+    if isinstance(instance, IngestResult):  # indexed meanwhile by a concurrent sender
+        store.delete(stored.key)
+        return instance
+    return IngestResult(IngestStatus.STORED, instance)
+
+
+def _audit_stored(instance: Instance, origin: Origin) -> None:
+    study = instance.series.study
+    audit_record(
+        actor=origin.user,
+        action="imaging.ingest",
+        outcome=Outcome.ALLOWED,
+        resource_type="instance",
+        resource_id=instance.sop_uid,
+        patient_id=study.patient_id,
+        username=origin.calling_ae,
+        detail={
+            "channel": origin.channel,
+            "study": study.study_uid,
+            "institution": origin.institution.pk,
+        },
+    )
+
+
+def _audit(origin: Origin, *, outcome: Outcome, reason: str) -> None:
+    audit_record(
+        actor=origin.user,
+        action="imaging.ingest",
+        outcome=outcome,
+        resource_type="instance",
+        reason=reason,
+        username=origin.calling_ae,
+        detail={"channel": origin.channel, "institution": origin.institution.pk},
+    )

@@ -1,0 +1,168 @@
+"""The ``telemed`` command.
+
+``telemed demo``      run the whole platform on embedded defaults with a demo association
+``telemed serve``     serve the ASGI application with Daphne (production)
+``telemed worker``    run background tasks (production: database-backed queue)
+``telemed dicom-scp`` receive DICOM by DIMSE (C-ECHO, C-STORE) from registered AE titles
+``telemed manage``    any Django management command, e.g. ``telemed manage migrate``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
+
+
+def _password(value: str) -> str:
+    if len(value) < 8:
+        raise argparse.ArgumentTypeError("the demo password needs at least 8 characters")
+    return value
+
+
+def _daphne(*, host: str, port: int, proxy_headers: bool) -> None:
+    from daphne.cli import CommandLineInterface
+
+    args = ["-b", host, "-p", str(port)]
+    if proxy_headers:
+        args.append("--proxy-headers")
+    CommandLineInterface().run([*args, "config.asgi:application"])
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    data_dir = Path(ns.data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TELEMED_DATA_DIR"] = str(data_dir)
+    for name in ("DATABASE_URL", "REDIS_URL", "TELEMED_S3_ENDPOINT"):
+        os.environ.pop(name, None)  # the demo always runs on embedded defaults
+    os.environ.setdefault("TELEMED_DEBUG", "1")
+    _setup_django()
+    from django.core.management import call_command
+
+    from demo.services import DEFAULT_PASSWORD, DEMO_ACCOUNTS, demo_seed
+
+    call_command("migrate", interactive=False, verbosity=0)
+    result = demo_seed(password=ns.demo_password)
+    from imaging.demo import demo_seed_imaging
+
+    demo_seed_imaging()
+    url = f"http://127.0.0.1:{ns.port}/"
+    print(f"Telemed demo: {url}")
+    print(f"Data folder: {data_dir}  ({'created' if result.created else 'reused'})")
+    password = result.password or f"as set before; {DEFAULT_PASSWORD} unless changed"
+    print(f"Demo accounts (password: {password}):")
+    for username, description in DEMO_ACCOUNTS:
+        print(f"  {username:<12} {description}")
+    sys.stdout.flush()
+    _daphne(host="127.0.0.1", port=ns.port, proxy_headers=False)
+    return 0
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    _setup_django()
+    _daphne(host=ns.host, port=ns.port, proxy_headers=True)
+    return 0
+
+
+def cmd_worker(ns: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.management import call_command
+
+    call_command("db_worker", *ns.args)
+    return 0
+
+
+def cmd_dicom_scp(ns: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.management import CommandError, call_command
+
+    # As strings, so that the command's own parser checks them; unset ones come from settings.
+    options = {"--bind": ns.bind, "--port": ns.port, "--ae-title": ns.ae_title}
+    args = [f"{flag}={value}" for flag, value in options.items() if value is not None]
+    try:
+        call_command("dicom_scp", *args)
+    except CommandError as exc:
+        print(f"telemed dicom-scp: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_manage(ns: argparse.Namespace) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["telemed manage", *ns.args])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telemed", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run on embedded defaults with a demo association")
+    demo.add_argument("--port", type=_port, default=8000)
+    demo.add_argument("--data-dir", default=os.environ.get("TELEMED_DATA_DIR", "./data"))
+    demo.add_argument(
+        "--demo-password",
+        type=_password,
+        default=None,
+        help="password of every demo account (default: kept from the last run, or telemed-demo)",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="serve the platform with Daphne")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104  (inside a container)
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run background tasks")
+    worker.add_argument("args", nargs=argparse.REMAINDER)
+    worker.set_defaults(func=cmd_worker)
+
+    scp = sub.add_parser("dicom-scp", help="receive DICOM by DIMSE (C-ECHO, C-STORE)")
+    scp.add_argument("--bind", default=None, help="address to listen on (default 0.0.0.0)")
+    scp.add_argument("--port", type=_port, default=None, help="TCP port (default 11112)")
+    scp.add_argument("--ae-title", default=None, help="our AE title (default TELEMED)")
+    scp.set_defaults(func=cmd_dicom_scp)
+
+    manage = sub.add_parser("manage", help="run a Django management command", add_help=False)
+    manage.add_argument("args", nargs=argparse.REMAINDER)
+    manage.set_defaults(func=cmd_manage)
+    return parser
+
+
+PASS_THROUGH = {"worker", "manage"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns, extra = parser.parse_known_args(argv)
+    if extra:
+        if ns.command not in PASS_THROUGH:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        # argparse leaves options before the first positional (``worker --batch``) unparsed.
+        ns.args = [*extra, *ns.args]
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

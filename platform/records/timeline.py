@@ -1,0 +1,28 @@
+"""Titles of timeline entries, translated when shown (not when stored)."""
+
+from __future__ import annotations
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from records.models import ConsentScope, TimelineEvent
+
+TITLES: dict[str, Promise] = {
+    "registered": _("Registered"),
+    "consent.given": _("Consent given: %(scope)s"),
+    "consent.withdrawn": _("Consent withdrawn: %(scope)s"),
+    "imaging.requested": _("Imaging requested"),
+    "imaging.cancelled": _("Imaging request cancelled"),
+    "imaging.report_signed": _("Imaging report signed"),
+    "imaging.report_amended": _("Imaging report amended"),
+}
+
+
+def headline(event: TimelineEvent) -> str:
+    """The entry's title in the active language."""
+    template = TITLES.get(event.kind)
+    if template is None:
+        return event.title
+    scope = event.data.get("scope", "")
+    label = ConsentScope(scope).label if scope in ConsentScope.values else scope
+    return str(template) % {"scope": label}
