@@ -75,6 +75,11 @@ class Association(models.Model):
         related_name="led_associations",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    consult_prereview = models.BooleanField(
+        _("consults are pre-reviewed by a coordinator"),
+        default=True,
+        help_text=_("When off, consult requests go straight to the experts."),
+    )
 
     class Meta:
         verbose_name = _("medical association")
@@ -109,6 +114,13 @@ class Institution(models.Model):
     address = models.CharField(_("address"), max_length=300, blank=True)
     phone = models.CharField(_("phone"), max_length=30, blank=True)
     active = models.BooleanField(_("active"), default=True)
+    video_max_kbps = models.PositiveIntegerField(
+        _("video send limit (kbit/s)"),
+        default=400,
+        help_text=_(
+            "What a browser here sends at most in a video consult (360p needs 300 to 500)."
+        ),
+    )
 
     class Meta:
         verbose_name = _("institution")

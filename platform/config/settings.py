@@ -8,6 +8,7 @@ start with a message naming the variable.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
     "objectstore",
     "realtime",
     "imaging",
+    "consult",
     "demo",
 ]
 
@@ -213,6 +215,25 @@ for _turn_url in _turn_urls:
         raise ConfigError(
             f"TELEMED_TURN_URLS: {_turn_url!r} must start with turn:, turns: or stun:"
         )
+
+# --- Media service (aiortc, `telemed media`) and consults -------------------------------
+MEDIA_SERVICE: dict[str, Any] = {
+    # Where Django reaches the media service's control API (loopback or the compose network).
+    "URL": env_url("TELEMED_MEDIA_URL", schemes={"http", "https"}) or "http://127.0.0.1:8001",
+    # Shared between Django and the media service; derived from the secret key when unset.
+    "SECRET": env_optional("TELEMED_MEDIA_SECRET")
+    or hashlib.sha256(b"telemed-media:" + SECRET_KEY.encode()).hexdigest(),
+    # Addresses the media service offers as ICE host candidates; empty = the machine's own.
+    # 127.0.0.1 is needed on a loopback-only machine (aioice skips loopback by itself).
+    "HOST_ADDRESSES": env_list("TELEMED_MEDIA_HOST_ADDRESSES", []),
+    # Fault injection for tests and benchmarks (cut a peer's link); never on in production.
+    "FAULTS": env_bool("TELEMED_MEDIA_FAULTS", False),
+    "MAX_ROOM_PEERS": env_int("TELEMED_MEDIA_MAX_ROOM_PEERS", 8, minimum=2, maximum=64),
+}
+# Consult recordings and chat are kept at least three years (Chinese remote-medicine rules).
+CONSULT_RECORDING_RETENTION_DAYS = env_int(
+    "TELEMED_CONSULT_RECORDING_RETENTION_DAYS", 1095, minimum=1, maximum=36500
+)
 
 # --- Imaging (DICOM) -------------------------------------------------------------------
 DICOM_AE_TITLE = env_str("TELEMED_DICOM_AE_TITLE", "TELEMED")
