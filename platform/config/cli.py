@@ -4,13 +4,16 @@
 ``telemed serve``     serve the ASGI application with Daphne (production)
 ``telemed worker``    run background tasks (production: database-backed queue)
 ``telemed dicom-scp`` receive DICOM by DIMSE (C-ECHO, C-STORE) from registered AE titles
+``telemed media``     run the media service (aiortc SFU for consult video)
 ``telemed manage``    any Django management command, e.g. ``telemed manage migrate``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +36,10 @@ def _port(value: str) -> int:
     return port
 
 
+def _port_or_off(value: str) -> int:
+    return 0 if value.strip() == "0" else _port(value)
+
+
 def _password(value: str) -> str:
     if len(value) < 8:
         raise argparse.ArgumentTypeError("the demo password needs at least 8 characters")
@@ -48,6 +55,26 @@ def _daphne(*, host: str, port: int, proxy_headers: bool) -> None:
     CommandLineInterface().run([*args, "config.asgi:application"])
 
 
+def _start_media_child(port: int) -> subprocess.Popen[bytes]:
+    """``telemed media`` on 127.0.0.1:``port`` for the demo, offering loopback ICE candidates."""
+    env = {**os.environ, "TELEMED_MEDIA_HOST_ADDRESSES": "127.0.0.1"}
+    return subprocess.Popen(  # noqa: S603  (our own interpreter and fixed arguments)
+        [sys.executable, "-m", "config.cli", "media", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(5)
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     data_dir = Path(ns.data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +82,8 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     for name in ("DATABASE_URL", "REDIS_URL", "TELEMED_S3_ENDPOINT"):
         os.environ.pop(name, None)  # the demo always runs on embedded defaults
     os.environ.setdefault("TELEMED_DEBUG", "1")
+    if ns.media_port:
+        os.environ["TELEMED_MEDIA_URL"] = f"http://127.0.0.1:{ns.media_port}"
     _setup_django()
     from django.core.management import call_command
 
@@ -65,6 +94,11 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     from imaging.demo import demo_seed_imaging
 
     demo_seed_imaging()
+    from consult.demo import demo_seed_consults
+    from consult.escalation import start_periodic
+
+    demo_seed_consults()
+    _thread, periodic = start_periodic()
     url = f"http://127.0.0.1:{ns.port}/"
     print(f"Telemed demo: {url}")
     print(f"Data folder: {data_dir}  ({'created' if result.created else 'reused'})")
@@ -72,8 +106,18 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     print(f"Demo accounts (password: {password}):")
     for username, description in DEMO_ACCOUNTS:
         print(f"  {username:<12} {description}")
+    media = None
+    if ns.media_port:
+        print(f"Media service: http://127.0.0.1:{ns.media_port}/health")
+        sys.stdout.flush()
+        media = _start_media_child(ns.media_port)
     sys.stdout.flush()
-    _daphne(host="127.0.0.1", port=ns.port, proxy_headers=False)
+    try:
+        _daphne(host="127.0.0.1", port=ns.port, proxy_headers=False)
+    finally:
+        periodic.set()
+        if media is not None:
+            _stop_child(media)
     return 0
 
 
@@ -87,7 +131,13 @@ def cmd_worker(ns: argparse.Namespace) -> int:
     _setup_django()
     from django.core.management import call_command
 
-    call_command("db_worker", *ns.args)
+    from consult.escalation import start_periodic
+
+    _thread, stop = start_periodic()  # consult escalation and recording retention
+    try:
+        call_command("db_worker", *ns.args)
+    finally:
+        stop.set()
     return 0
 
 
@@ -103,6 +153,15 @@ def cmd_dicom_scp(ns: argparse.Namespace) -> int:
     except CommandError as exc:
         print(f"telemed dicom-scp: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_media(ns: argparse.Namespace) -> int:
+    _setup_django()
+    from consult.media.main import run
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(host=ns.host, port=ns.port)
     return 0
 
 
@@ -127,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="password of every demo account (default: kept from the last run, or telemed-demo)",
     )
+    demo.add_argument(
+        "--media-port",
+        type=_port_or_off,
+        default=8001,
+        help="port of the media service started alongside on 127.0.0.1 (0: do not start it)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="serve the platform with Daphne")
@@ -143,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     scp.add_argument("--port", type=_port, default=None, help="TCP port (default 11112)")
     scp.add_argument("--ae-title", default=None, help="our AE title (default TELEMED)")
     scp.set_defaults(func=cmd_dicom_scp)
+
+    media = sub.add_parser("media", help="run the media service (consult video)")
+    media.add_argument("--host", default="127.0.0.1", help="address of the control API")
+    media.add_argument("--port", type=_port, default=8001)
+    media.set_defaults(func=cmd_media)
 
     manage = sub.add_parser("manage", help="run a Django management command", add_help=False)
     manage.add_argument("args", nargs=argparse.REMAINDER)

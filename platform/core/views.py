@@ -23,6 +23,7 @@ from association.stats import association_stats_for_admin
 from audit.models import Outcome
 from audit.selectors import audit_denial_count
 from audit.services import audit_record
+from consult.home import consult_home_context
 from core.health import readiness
 from imaging.home import imaging_home_context
 from realtime.selectors import notification_list_for_user
@@ -197,6 +198,7 @@ def home(request: HttpRequest) -> HttpResponse:
     membership = primary_membership(request.user)
     context = _home_context(request, membership)
     context.update(imaging_home_context(request, membership))
+    context.update(consult_home_context(request, membership))
     context["membership"] = membership
     context["partial_template"] = f"core/home/{context['partial']}.html"
     context["notifications"] = (

@@ -15,6 +15,9 @@ TITLES: dict[str, Promise] = {
     "imaging.cancelled": _("Imaging request cancelled"),
     "imaging.report_signed": _("Imaging report signed"),
     "imaging.report_amended": _("Imaging report amended"),
+    "consult.requested": _("Consultation requested"),
+    "consult.cancelled": _("Consultation cancelled"),
+    "consult.opinion": _("Consultation opinion signed"),
 }
 
 

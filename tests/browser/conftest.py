@@ -6,14 +6,18 @@ association) in a temporary data folder, started once per session.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -59,16 +64,103 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class MediaService:
+    """Where the demo's media service listens, and its control API's secret (contract C)."""
+
+    port: int
+    secret: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def call(self, method: str, path: str) -> tuple[int, Any]:
+        """One control-API request, e.g. ``call("POST", "/rooms/consult-7/peers/u3/cut")``."""
+        request = urllib.request.Request(  # noqa: S310  (loopback, a URL we built)
+            self.url + path, method=method, headers={"Authorization": f"Bearer {self.secret}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                body = response.read()
+                return response.status, json.loads(body) if body else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+
 @pytest.fixture(scope="session")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``telemed demo`` on a free port; yields its base URL."""
-    data_dir = tmp_path_factory.mktemp("demo-data")
-    port = _free_port()
-    telemed = shutil.which("telemed", path=str(Path(sys.executable).parent)) or "telemed"
+def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo-data")
+
+
+@pytest.fixture(scope="session")
+def media_service() -> MediaService:
+    """The demo's media service: a free loopback port, a known secret, faults on (cut)."""
+    return MediaService(port=_free_port(), secret=secrets.token_hex(24))
+
+
+def _demo_env(data_dir: Path, media: MediaService) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        TELEMED_DATA_DIR=str(data_dir),
+        TELEMED_DEBUG="1",
+        TELEMED_MEDIA_URL=media.url,
+        TELEMED_MEDIA_SECRET=media.secret,
+        # The consult tests cut a participant's link through the media service.
+        TELEMED_MEDIA_FAULTS="1",
+        TELEMED_MEDIA_HOST_ADDRESSES="127.0.0.1",
+    )
+    return env
+
+
+def _telemed() -> str:
+    return shutil.which("telemed", path=str(Path(sys.executable).parent)) or "telemed"
+
+
+@pytest.fixture(scope="session")
+def demo_shell(demo_data_dir: Path, media_service: MediaService, demo_server: str) -> Any:
+    """Run Python in the demo's database (``telemed manage shell -c``); returns its stdout.
+
+    For test set-up the pages do not cover (a second specialist, an MDT consult); the
+    server keeps running meanwhile (SQLite, short transactions).
+    """
+
+    def run(code: str) -> str:
+        result = subprocess.run(
+            [_telemed(), "manage", "shell", "-c", code],
+            env=_demo_env(demo_data_dir, media_service),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"demo shell failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_data_dir: Path, media_service: MediaService) -> Iterator[str]:
+    """``telemed demo`` on a free port; yields its base URL."""
+    data_dir = demo_data_dir
+    port = _free_port()
+    telemed = _telemed()
+    env = _demo_env(data_dir, media_service)
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen(
-        [telemed, "demo", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            telemed,
+            "demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--media-port",
+            str(media_service.port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -87,6 +179,19 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             pytest.fail(
                 "telemed demo did not start:\n" + (data_dir / "server.log").read_text()[-3000:]
+            )
+        time.sleep(0.3)
+    while True:  # the media service starts alongside and takes a moment to import aiortc
+        try:
+            if media_service.call("GET", "/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(
+                "the demo's media service did not start:\n"
+                + (data_dir / "server.log").read_text()[-3000:]
             )
         time.sleep(0.3)
     yield base

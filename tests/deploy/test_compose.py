@@ -41,7 +41,7 @@ ENV_READERS = {
     "env_optional",
     "env_choice",
 }
-APP_SERVICES = ("web", "worker")
+APP_SERVICES = ("web", "worker", "media")
 # Each has an embedded default that is wrong for production, so compose must set it.
 REQUIRED_IN_PRODUCTION = {
     "DATABASE_URL",
@@ -293,7 +293,7 @@ def test_app_service_waits_for_healthy_backing_services_and_finished_setup(name:
 
 def test_every_long_running_service_has_a_healthcheck() -> None:
     long_running = set(compose()["services"]) - one_shot_services()
-    assert {"web", "worker", "postgres", "redis", "minio", "coturn"} <= long_running
+    assert {"web", "worker", "media", "postgres", "redis", "minio", "coturn"} <= long_running
     missing = {
         name for name in long_running if not service(name).get("healthcheck", {}).get("test")
     }
@@ -372,7 +372,7 @@ def test_dockerfile_starts_the_telemed_console_script() -> None:
     assert "ENTRYPOINT" not in dockerfile
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "migrate"])
+@pytest.mark.parametrize("name", ["web", "worker", "media", "migrate"])
 def test_service_command_is_a_valid_telemed_command(name: str) -> None:
     command = service(name)["command"]
     assert command[0] == console_script()

@@ -44,6 +44,7 @@ def test_association_admin_adds_a_village_clinic_to_their_association(admin_clie
             "address": "",
             "phone": "",
             "active": "on",
+            "video_max_kbps": 400,
         },
     )
     assert response.status_code == 302, response.content[:2000]

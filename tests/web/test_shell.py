@@ -165,7 +165,7 @@ def test_specialist_home_lists_residents_shared_with_them(login_as):
 
     assert "刘桂兰" in html  # consented to association-wide sharing
     assert "张三" not in html
-    assert "consultation worklist" in html
+    assert "Consultations asked of you" in html
 
 
 def test_radiologist_home_shows_the_reading_worklist(login_as):

@@ -1,0 +1,280 @@
+"""The signed consult opinion as a PDF, rendered with reportlab.
+
+Chinese text uses reportlab's built-in CID font ``STSong-Light`` (Adobe GB1, encoding
+UniGB-UCS2-H): PDF readers supply the glyphs, so no font file ships with the platform.
+Labels are translated in the language active when :func:`opinion_pdf_render` runs (the
+signer's), so the frozen document reads the same for everyone who opens it later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from xml.sax.saxutils import escape
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from accounts.models import User
+from consult.models import Consult, ConsultExpert, Recommendation
+
+FONT = "STSong-Light"
+
+
+class OpinionFields(Protocol):
+    """The opinion's content: ``consult.opinion.OpinionContent`` or an ``OpinionVersion``."""
+
+    @property
+    def findings(self) -> str: ...
+    @property
+    def diagnosis(self) -> str: ...
+    @property
+    def advice(self) -> str: ...
+    @property
+    def recommendation(self) -> str: ...
+    @property
+    def follow_up_on(self) -> dt.date | None: ...
+
+
+@dataclass(frozen=True)
+class OpinionDocument:
+    """Everything printed on one signed version; built by ``consult.opinion``."""
+
+    association: str
+    requesting_institution: str
+    expert_institutions: Sequence[str]
+    consult_number: str
+    patient_name: str
+    patient_sex: str
+    patient_age: int
+    patient_resident_id: str  # already masked
+    question: str
+    history: str
+    attachments: Sequence[str]
+    experts: Sequence[str]
+    requested_by: str
+    findings: str
+    diagnosis: str
+    advice: str
+    recommendation: str  # the choice's label
+    follow_up_on: dt.date | None
+    signer: str
+    signed_at: dt.datetime
+    version: int
+    amendment_reason: str = ""
+
+
+def opinion_document(
+    *,
+    consult: Consult,
+    content: OpinionFields,
+    experts: Sequence[ConsultExpert],
+    signer: User,
+    signed_at: dt.datetime,
+    version: int,
+    reason: str,
+) -> OpinionDocument:
+    """What one signed version prints, from the consult, its accepted experts and the content."""
+    patient = consult.patient
+    lead = _("lead expert")
+    return OpinionDocument(
+        association=consult.requesting_institution.association.name,
+        requesting_institution=consult.requesting_institution.name,
+        expert_institutions=[e.institution.name for e in experts],
+        consult_number=consult.number,
+        patient_name=patient.name,
+        patient_sex=str(patient.get_sex_display()),
+        patient_age=patient.age,
+        patient_resident_id=patient.masked_resident_id,
+        question=consult.question,
+        history=consult.history,
+        attachments=[f"{a.get_kind_display()}: {a.title}" for a in consult.attachments.all()],
+        experts=[
+            f"{e.user} · {e.institution.name}" + (f" ({lead})" if e.lead else "") for e in experts
+        ],
+        requested_by=str(consult.requested_by),
+        findings=content.findings,
+        diagnosis=content.diagnosis,
+        advice=content.advice,
+        recommendation=str(Recommendation(content.recommendation).label),
+        follow_up_on=content.follow_up_on,
+        signer=str(signer),
+        signed_at=signed_at,
+        version=version,
+        amendment_reason=reason,
+    )
+
+
+@functools.cache
+def _register_font() -> None:
+    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+
+
+@functools.cache
+def _styles() -> dict[str, ParagraphStyle]:
+    base = ParagraphStyle("body", fontName=FONT, fontSize=10.5, leading=15, wordWrap="CJK")
+    return {
+        "body": base,
+        "title": ParagraphStyle("title", parent=base, fontSize=17, leading=24, alignment=1),
+        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=10, alignment=1),
+        "heading": ParagraphStyle(
+            "heading", parent=base, fontSize=12, leading=18, spaceBefore=8, spaceAfter=2
+        ),
+        "small": ParagraphStyle("small", parent=base, fontSize=8.5, leading=12),
+    }
+
+
+def _text(value: str) -> str:
+    """User text as Paragraph markup: escaped, line breaks kept."""
+    return escape(value.strip()).replace("\r\n", "\n").replace("\n", "<br/>")
+
+
+def _when(value: dt.datetime) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+
+def _facts(rows: Sequence[tuple[str, str]]) -> Table:
+    styles = _styles()
+    data = [
+        [Paragraph(_text(k), styles["body"]), Paragraph(_text(v), styles["body"])] for k, v in rows
+    ]
+    table = Table(data, colWidths=[40 * mm, None], hAlign="LEFT")
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("TEXTCOLOR", (0, 0), (0, -1), colors.HexColor("#555555")),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#dddddd")),
+                ("TOPPADDING", (0, 0), (-1, -1), 2),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+            ]
+        )
+    )
+    return table
+
+
+def _section(title: str, body: str) -> list[Any]:
+    styles = _styles()
+    return [
+        Paragraph(_text(title), styles["heading"]),
+        Paragraph(_text(body) or "—", styles["body"]),
+    ]
+
+
+def _header(doc: OpinionDocument) -> list[Any]:
+    styles = _styles()
+    hospitals = "、".join(dict.fromkeys(doc.expert_institutions))
+    return [
+        Paragraph(_text(doc.association), styles["subtitle"]),
+        Paragraph(_text(_("Remote consultation opinion")), styles["title"]),
+        Paragraph(
+            _text(f"{doc.requesting_institution} → {hospitals or '—'}"),
+            styles["subtitle"],
+        ),
+        Spacer(1, 4 * mm),
+    ]
+
+
+def _story(doc: OpinionDocument) -> list[Any]:
+    styles = _styles()
+    story = _header(doc)
+    story.append(
+        _facts(
+            [
+                (_("Consult number"), doc.consult_number),
+                (
+                    _("Patient"),
+                    _("%(name)s · %(sex)s · %(age)s years · ID %(rid)s")
+                    % {
+                        "name": doc.patient_name,
+                        "sex": doc.patient_sex,
+                        "age": doc.patient_age,
+                        "rid": doc.patient_resident_id,
+                    },
+                ),
+                (_("Requested by"), f"{doc.requested_by} · {doc.requesting_institution}"),
+                (_("Experts"), "; ".join(doc.experts) or "—"),
+                (_("Attachments"), "; ".join(doc.attachments) or _("none")),
+            ]
+        )
+    )
+    story += _section(_("Question"), doc.question)
+    if doc.history.strip():
+        story += _section(_("History"), doc.history)
+    story += _section(pgettext("consult opinion", "Findings"), doc.findings)
+    story += _section(_("Diagnosis"), doc.diagnosis)
+    story += _section(_("Advice"), doc.advice)
+    recommendation = doc.recommendation
+    if doc.follow_up_on is not None:
+        recommendation = _("%(recommendation)s (follow up on %(day)s)") % {
+            "recommendation": recommendation,
+            "day": doc.follow_up_on.isoformat(),
+        }
+    story += _section(_("Recommendation"), recommendation)
+    story.append(Spacer(1, 6 * mm))
+    signature = [
+        (_("Signed by"), doc.signer),
+        (_("Signed at"), _when(doc.signed_at)),
+        (_("Version"), str(doc.version)),
+    ]
+    if doc.amendment_reason:
+        signature.append((_("Reason for the amendment"), doc.amendment_reason))
+    story.append(_facts(signature))
+    story.append(Spacer(1, 4 * mm))
+    story.append(
+        Paragraph(
+            _text(
+                _(
+                    "This opinion is advice to the requesting doctor, who remains responsible"
+                    " for the patient's care."
+                )
+            ),
+            styles["small"],
+        )
+    )
+    return story
+
+
+def opinion_pdf_render(doc: OpinionDocument) -> bytes:
+    """Render one signed version to PDF bytes (a few kilobytes; held in memory)."""
+    _register_font()
+
+    def draw_footer(canvas: Any, template: Any) -> None:
+        footer = _("%(number)s · version %(version)s · page %(page)s") % {
+            "number": doc.consult_number,
+            "version": doc.version,
+            "page": canvas.getPageNumber(),
+        }
+        canvas.saveState()
+        canvas.setFont(FONT, 8)
+        canvas.setFillColor(colors.HexColor("#777777"))
+        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, footer)
+        canvas.restoreState()
+
+    buffer = io.BytesIO()
+    template = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=18 * mm,
+        title=f"{doc.consult_number} v{doc.version}",
+        author=doc.signer,
+        subject=_("Remote consultation opinion"),
+        creator="telemed",
+    )
+    template.build(_story(doc), onFirstPage=draw_footer, onLaterPages=draw_footer)
+    return buffer.getvalue()
