@@ -1,7 +1,7 @@
 """Consult-room signaling benchmark: message latency with many rooms open at once.
 
     python bench/signaling.py [--rooms 200] [--messages 20] [--interval 0.5] [--kind viewer]
-                              [--markdown] [--json FILE] [--keep]
+                              [--conn-max-age N] [--markdown] [--json FILE] [--keep]
 
 Starts, on 127.0.0.1 and in a temporary folder, ``telemed demo`` (Daphne, SQLite, the
 in-memory channel layer), then through ``telemed manage shell`` creates ``--rooms``
@@ -16,9 +16,16 @@ default) or ``chat`` (stored in the database, audited). The latency of a message
 time from handing it to the client socket to its arrival at the other client of the room
 (one process, one monotonic clock); the first two messages of each room are a warm-up.
 
-Prints connection time, p50/p90/p99/max latency, lost messages, the server's CPU during
-the measurement and whether the issue's target (p99 under 50 ms) is met; ``--markdown``
-prints the table as Markdown too. Not part of the test suite.
+Prints connection time, p50/p90/p99/max latency, lost messages, the server's and this
+process's CPU during the measurement and whether the issue's target (p99 under 50 ms) is
+met; ``--markdown`` prints the table as Markdown too, ``--json FILE`` writes every figure
+and a per-second timeline. Not part of the test suite.
+
+Every client message costs the room one database round trip (membership is re-read per
+message). ``telemed demo``'s SQLite settings close the connection after every database
+call (``CONN_MAX_AGE`` 0), which roughly doubles that cost; ``--conn-max-age N`` serves
+the same SQLite file through ``DATABASE_URL`` with ``TELEMED_DB_CONN_MAX_AGE=N`` (and
+``telemed serve``) to show the difference.
 """
 
 from __future__ import annotations

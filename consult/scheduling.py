@@ -374,7 +374,7 @@ def consult_cancel(*, actor: User, consult_id: int, reason: str) -> Consult:
                 consult=consult,
                 kind="consult.cancelled",
                 title=gettext_lazy("Consultation %(number)s for %(name)s was cancelled"),
-                body=gettext_lazy("%(who)s: %(reason)s"),
+                body=gettext_lazy("%(who)s gave the reason: %(reason)s"),
                 params={"who": str(actor), "reason": reason},
                 exclude=actor,
             )

@@ -6,11 +6,12 @@ a plain ``urlpatterns`` list that is concatenated here.
 
 from __future__ import annotations
 
-import contextlib
-
 from django.urls import URLPattern, URLResolver, path
 
 from consult import views, views_actions
+from consult.room.urls import urlpatterns as file_urls
+from consult.urls_opinion import urlpatterns as opinion_urls
+from consult.urls_room import urlpatterns as room_urls
 
 app_name = "consult"
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -33,15 +34,4 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("<int:consult_id>/no-show/", views_actions.no_show, name="no-show"),
 ]
 
-with contextlib.suppress(ImportError):
-    from consult.urls_room import urlpatterns as room_urls
-
-    urlpatterns += room_urls
-with contextlib.suppress(ImportError):
-    from consult.room.urls import urlpatterns as file_urls
-
-    urlpatterns += file_urls
-with contextlib.suppress(ImportError):
-    from consult.urls_opinion import urlpatterns as opinion_urls
-
-    urlpatterns += opinion_urls
+urlpatterns += [*room_urls, *file_urls, *opinion_urls]

@@ -217,12 +217,23 @@ def involved_users(consult: Consult, *, coordinators: bool = False) -> list[User
 # --- Events and notifications ------------------------------------------------------------------
 
 
+# Events after which someone may have lost the consult room: its connections re-check now.
+ROOM_RECHECK_KINDS = frozenset(
+    {"cancelled", "no_show", "declined", "all_declined", "routed", "signed", "lead_changed"}
+)
+
+
 def event_add(
     *, consult: Consult, kind: str, actor: User | None, detail: dict[str, Any] | None = None
 ) -> ConsultEvent:
-    return ConsultEvent.objects.create(
+    event = ConsultEvent.objects.create(
         consult=consult, kind=kind, actor=actor, detail=detail or {}, at=timezone.now()
     )
+    if kind in ROOM_RECHECK_KINDS:
+        from consult.room.services import room_recheck
+
+        room_recheck(consult.pk)  # sent after commit
+    return event
 
 
 def notify(

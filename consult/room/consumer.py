@@ -9,27 +9,29 @@ Thin: client messages are validated by ``consult.room.schemas`` and routed to
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import json
-import logging
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 from django.utils.functional import Promise
-from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from audit.models import Outcome
-from consult import media_client
 from consult.access import RoomRole
-from consult.media_client import MediaError
 from consult.room import services
+from consult.room.errors import (
+    CLOSED,
+    DROP_BURST,
+    DROPS_PER_SECOND,
+    ERRORS,
+    LIMITS,
+    MAX_ERRORS,
+    CloseCode,
+)
 from consult.room.presence import Presence, Roster, peer_id
 from consult.room.ratelimit import BURST, RATE_PER_SECOND, TokenBucket
 from consult.room.schemas import (
@@ -49,54 +51,13 @@ from consult.room.schemas import (
     ViewerStateMessage,
     parse_room_message,
 )
+from consult.room.signaling import MediaFailure, MediaRelay
 from realtime.consumers import socket_language
 from realtime.security import SocketStanding, audit_socket_event, db_async, scope_header
 from records.selectors import AccessDenied
 from records.services import InvalidRecord
 
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-MAX_ERRORS = 20  # invalid or refused messages on one connection before it is closed
-DROPS_PER_SECOND = 10.0  # after a burst of DROP_BURST dropped messages, a sustained flood closes
-DROP_BURST = 100
 PUSH_RECHECK_SECONDS = 30.0
-MEDIA_TIMEOUT_SECONDS = 20.0
-
-ERRORS: dict[str, Promise] = {
-    "invalid_json": _("The message is not valid JSON and was ignored."),
-    "unknown_type": _("The message type is not known and the message was ignored."),
-    "invalid_message": _("The message was not understood and was ignored."),
-    "binary": _("Only text messages are accepted; the binary message was ignored."),
-    "too_large": _("The message is larger than %(limit)d bytes and was ignored."),
-    "chat_too_long": _("A chat message can have at most %(limit)d characters."),
-    "viewer_state_too_large": _("The viewer state is larger than %(limit)d bytes."),
-    "rate_limited": _("Too many messages at once; some were dropped. Please slow down."),
-    "not_admitted": services.NOT_ADMITTED,
-    "not_allowed": _("Only an expert of this consult can do that."),
-    "refused": _("That was refused."),
-}
-LIMITS: dict[str, int] = {
-    "too_large": MAX_FRAME_BYTES,
-    "chat_too_long": MAX_CHAT_CHARS,
-    "viewer_state_too_large": MAX_VIEWER_STATE_BYTES,
-}
-MEDIA_ERROR_OTHER = _("The media service refused the request.")
-MEDIA_UNAVAILABLE = _("The media service cannot be reached. Please try again in a moment.")
-CLOSED: dict[str, Promise] = {
-    "consult_ended": _("The consult has ended or was cancelled; the room is closed."),
-    "access_lost": _("You are no longer a participant of this consult."),
-    "session_ended": _("Your session has ended. Please log in again."),
-    "account_inactive": _("Your account has been disabled."),
-    "forbidden": services.NOT_A_MEMBER,
-}
-
-
-class CloseCode(enum.IntEnum):
-    BAD_CLIENT = 4400
-    NOT_LOGGED_IN = 4401
-    FORBIDDEN = 4403
-    TOO_MANY_MESSAGES = 4429
 
 
 def room_language(scope: Any, user: User) -> str:
@@ -125,6 +86,7 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
     consult_id: int
     role: RoomRole
     roster: Roster
+    media: MediaRelay
     presence: Presence
     group: str | None = None
     closing: bool = False
@@ -174,6 +136,7 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
             await self._send_closed("forbidden", CloseCode.FORBIDDEN)
             return
         self.role = entry.role
+        self.media = MediaRelay(consult_id=self.consult_id, user_id=user.pk, language=self.language)
         self.presence = Presence(
             user_id=user.pk, name=entry.name, role=str(entry.role), admitted=entry.admitted
         )
@@ -204,7 +167,7 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
         if self.group is None:
             return
         if self.publishing:
-            await self._media_leave_quietly()
+            await self.media.leave()
             await self._group({"type": "room.media_left", "presence": self._unpublished()})
         await self._group({"type": "room.leave", "user_id": self.user.pk})
         await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -319,12 +282,8 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
     async def client_media_publish(self, message: MediaPublishMessage) -> None:
         record = await _recording(consult_id=self.consult_id)
         try:
-            answer = await self._media_call(
-                media_client.publish(
-                    consult_id=self.consult_id, user_id=self.user.pk, sdp=message.sdp, record=record
-                )
-            )
-        except (MediaError, TimeoutError, OSError) as exc:
+            answer = await self.media.publish(sdp=message.sdp, record=record)
+        except MediaFailure as exc:
             await self._media_error(exc, message)
             return
         self.publishing = True
@@ -341,22 +300,15 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def client_media_subscribe(self, message: MediaSubscribeMessage) -> None:
         try:
-            answer = await self._media_call(
-                media_client.subscribe(
-                    consult_id=self.consult_id,
-                    user_id=self.user.pk,
-                    source_peer=message.source,
-                    sdp=message.sdp,
-                )
-            )
-        except (MediaError, TimeoutError, OSError) as exc:
+            answer = await self.media.subscribe(source=message.source, sdp=message.sdp)
+        except MediaFailure as exc:
             await self._media_error(exc, message)
             return
         reply = {"type": "media.subscribed", "source": message.source, "sdp": answer}
         await self.send_json(self._with_ref(reply, message))
 
     async def client_media_leave(self, message: MediaLeaveMessage) -> None:
-        await self._media_leave_quietly()
+        await self.media.leave()
         if self.publishing:
             await self._group({"type": "room.media_left", "presence": self._unpublished()})
 
@@ -465,16 +417,6 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
         self.publishing = self.presence.publishing = False
         return self.presence.as_event()
 
-    async def _media_leave_quietly(self) -> None:
-        try:
-            await self._media_call(
-                media_client.leave(consult_id=self.consult_id, user_id=self.user.pk)
-            )
-        except (MediaError, TimeoutError, OSError) as exc:
-            # A peer the service no longer knows (404) is already gone; others are logged.
-            if getattr(exc, "status", None) != 404:
-                logger.warning("room %s: media leave failed: %r", self.consult_id, exc)
-
     async def _admitted_or_refuse(self, message: RoomClientMessage) -> bool:
         if self.presence.admitted:
             return True
@@ -578,25 +520,17 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
                 detail={**full, "consult_id": self.consult_id},
             )
 
-    async def _media_call(self, call: Awaitable[T]) -> T:
-        """A media-service call in the user's language (the service answers in it)."""
-        with translation.override(self.language):
-            return await asyncio.wait_for(call, MEDIA_TIMEOUT_SECONDS)
-
-    async def _media_error(self, exc: BaseException, message: RoomClientMessage) -> None:
-        if isinstance(exc, MediaError):
-            code, text = exc.code, exc.message or MEDIA_ERROR_OTHER
-        else:  # no answer in time, or a socket error below the client
-            code, text = "unavailable", MEDIA_UNAVAILABLE
+    async def _media_error(self, exc: MediaFailure, message: RoomClientMessage) -> None:
+        code = exc.code
         await _audit(
             actor=self.user,
             consult_id=self.consult_id,
             action=f"consult.{message.type}",
             outcome=Outcome.FAILED,
             reason=code.replace("_", " "),
-            detail={"code": code, "status": getattr(exc, "status", None)},
+            detail={"code": code, "status": exc.status},
         )
-        await self._error(code, text, ref=message.ref, about=message.type)
+        await self._error(code, exc.text, ref=message.ref, about=message.type)
 
     async def _error(
         self,

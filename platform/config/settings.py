@@ -134,6 +134,11 @@ if _database_url is None:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "telemed.sqlite3",
+            # Kept open: Django's sync code under Daphne runs in one thread, and a consult
+            # room checks membership on every message (reconnecting per call cost ~3 s p50
+            # at 200 rooms, see docs/benchmarks.md).
+            "CONN_MAX_AGE": env_int("TELEMED_DB_CONN_MAX_AGE", 600, maximum=3600),
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL;",

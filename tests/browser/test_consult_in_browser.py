@@ -246,7 +246,7 @@ def test_township_doctor_and_specialist_consult_face_to_face_and_the_opinion_is_
 
     record = new_page(locale="zh-CN")
     login(record, "township")
-    record.goto(f"/records/{patient_id}/")
+    record.goto(f"/patients/{patient_id}/")
     assert DIAGNOSIS in record.content()
 
 
@@ -346,20 +346,22 @@ def test_both_sides_look_at_the_same_image_in_the_viewer(
     expert.wait_for_function("() => window.consultRoom.viewerState() !== null", timeout=60_000)
 
     # The doctor scrolls the stack; the specialist's viewport follows, without echo.
-    doctor.locator("#viewer canvas").first.hover()
-    doctor.mouse.wheel(0, 400)
-    _until(
-        "the specialist's viewer shows the doctor's image",
-        lambda: (
-            (expert.evaluate("() => window.consultRoom.viewerState()") or {}).get("imageIndex")
-            == (doctor.evaluate("() => window.consultRoom.viewerState()") or {}).get("imageIndex")
-            and (doctor.evaluate("() => window.consultRoom.viewerState()") or {}).get(
-                "imageIndex", 0
-            )
-            > 0
-        ),
-        timeout=60,
-    )
+    def view(page: Any) -> dict[str, Any]:
+        return page.evaluate("() => window.consultRoom.viewerState()") or {}
+
+    def followed() -> bool:
+        if not view(doctor).get("imageIndex"):
+            doctor.locator("#viewer canvas").first.hover()
+            doctor.mouse.wheel(0, 400)  # again, until the viewport takes it
+            return False
+        return view(expert).get("imageIndex") == view(doctor)["imageIndex"]
+
+    try:
+        _until("the specialist's viewer shows the doctor's image", followed, timeout=60)
+    except AssertionError as exc:
+        detail = {"doctor": view(doctor), "expert": view(expert), "counts": _state(expert)["viewer"]}
+        raise AssertionError(f"{exc}\n{detail}") from None
+    assert view(expert)["sopUid"] == view(doctor)["sopUid"]
     sent_by_expert = _state(expert)["viewer"]["sent"]
     time.sleep(1)
     assert _state(expert)["viewer"]["sent"] == sent_by_expert  # applying did not echo back

@@ -162,8 +162,8 @@ def test_after_acceptance_an_overdue_opinion_escalates(actors, direct, urgent):
 
     assert escalations(consult)[-1] == ("opinion", 1)
     note = escalated_to(actors.specialist).get()
-    assert "opinion" in note.title
-    assert escalated_to(actors.township).filter(title__contains="opinion").exists()
+    assert "会诊意见" in note.title  # in the recipient's language (zh-Hans by default)
+    assert escalated_to(actors.township).filter(title__contains="会诊意见").exists()
 
 
 def test_closed_consults_are_left_alone(actors, direct, urgent):

@@ -330,7 +330,7 @@ def test_an_amendment_adds_a_version_and_tells_the_requester(actors, consult):
     assert second.amendment_reason == "Troponin came back raised."
     assert first.pdf_key != second.pdf_key
     note = Notification.objects.get(recipient=actors.township, kind="consult.opinion_amended")
-    assert "amended" in note.title
+    assert "修订" in note.title  # in the recipient's language (zh-Hans by default)
     assert note.payload["version"] == 2
     assert ConsultEvent.objects.filter(consult=consult, kind="amended").exists()
 

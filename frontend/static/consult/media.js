@@ -10,9 +10,11 @@
  *   sender is capped at the institution's video_max_kbps; 640x360 from the camera;
  * - VP8 and Opus only (what the media service forwards without re-encoding);
  * - audio only by hand, or by itself when getStats says the link cannot carry video for
- *   more than 5 s (outbound video limited by "bandwidth", or the selected candidate pair's
- *   availableOutgoingBitrate under 150 kbit/s): the video sender then sends nothing
- *   (replaceTrack(null)) and the others are told with "media.state";
+ *   more than 5 s: the selected candidate pair's availableOutgoingBitrate under 150 kbit/s,
+ *   or outbound video limited by "bandwidth" with the picture already scaled below 180
+ *   lines (a browser that merely scaled 360p down to 180p still makes a useful picture).
+ *   The video sender then sends nothing (replaceTrack(null)) and the others are told
+ *   with "media.state";
  * - a peer connection that fails, or stays "disconnected" for more than 3 s, or does not
  *   connect within 15 s, is replaced by a new one (publish or subscribe again); aiortc
  *   has no ICE restart, and a new connection is what recovers from a network cut.
@@ -154,7 +156,7 @@ export class MediaSession {
     this.started = false;
     this.counts = { publish: 0, subscribe: 0, replaced: 0, stalled: 0 };
     // Thresholds of the automatic audio-only switch (tests may tighten them).
-    this.tuning = { minVideoBps: 150000, weakForMs: 5000 };
+    this.tuning = { minVideoBps: 150000, minVideoHeight: 180, weakForMs: 5000 };
     this.weakSince = null;
     this.statsTimer = null;
   }
@@ -497,19 +499,24 @@ export class MediaSession {
       return;
     }
     let limited = false;
+    let height = null;
     report.forEach((s) => {
-      if (s.type === "outbound-rtp" && s.kind === "video" && s.qualityLimitationReason === "bandwidth") {
-        limited = true;
-      }
+      if (s.type !== "outbound-rtp" || s.kind !== "video") return;
+      if (s.qualityLimitationReason === "bandwidth") limited = true;
+      if (typeof s.frameHeight === "number") height = s.frameHeight;
     });
+    const now = Date.now();
     const available = availableOutgoing(report);
     this.lastAvailableBps = available;
-    const weak = limited || (available !== null && available < this.tuning.minVideoBps);
+    // Chrome says "bandwidth" as soon as it scales 360p down to 180p (at ~250 kbit/s),
+    // which still makes a useful picture: it counts as weak only once the picture is
+    // below 180 lines, i.e. the browser has scaled down all it sensibly can.
+    const starved = limited && height !== null && height < this.tuning.minVideoHeight;
+    const weak = starved || (available !== null && available < this.tuning.minVideoBps);
     if (!weak) {
       this.weakSince = null;
       return;
     }
-    const now = Date.now();
     if (this.weakSince === null) this.weakSince = now;
     else if (now - this.weakSince > this.tuning.weakForMs) this.setAudioOnly(true, { auto: true });
   }

@@ -45,6 +45,7 @@ export class ViewerSync {
     this.labels = options.labels;
     this.csrfToken = options.csrfToken;
     this.api = null;
+    this.ready = false;
     this.studyUid = null;
     this.pending = null;
     this.unsubscribe = null;
@@ -70,6 +71,7 @@ export class ViewerSync {
     if (remoteState) options.initialState = remoteState;
     const api = Viewer.mount(this.mountEl, options);
     this.api = api;
+    this.ready = false;
     this.unsubscribe = api.on(
       "viewportchange",
       (state) => {
@@ -82,6 +84,7 @@ export class ViewerSync {
     this._markOpen(studyUid);
     await api.ready;
     if (this.api !== api) return null;
+    this.ready = true;
     if (this.pending) {
       const state = this.pending;
       this.pending = null;
@@ -108,9 +111,8 @@ export class ViewerSync {
       this.counts.applied += 1;
       return;
     }
-    const current = this.api.getState();
-    if (current === null) {
-      this.pending = state; // not ready yet: applied once it is
+    if (!this.ready) {
+      this.pending = state; // still loading: the latest state is applied once it is ready
       return;
     }
     await this._apply(state);
@@ -148,6 +150,7 @@ export class ViewerSync {
       }
     }
     this.api = null;
+    this.ready = false;
     this.pending = null;
   }
 }

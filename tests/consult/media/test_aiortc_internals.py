@@ -12,7 +12,7 @@ import aiortc
 import aiortc.rtcrtpreceiver
 import av
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -35,7 +35,7 @@ def test_the_versions_are_the_pinned_ones():
 
 
 async def test_a_receiver_keeps_its_jitter_buffer_and_decoder_queue_where_we_replace_them():
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         receiver = pc.addTransceiver("video", direction="recvonly").receiver
         assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, JitterBuffer)

@@ -8,7 +8,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
@@ -111,7 +111,7 @@ async def test_a_video_track_waits_for_a_key_frame_and_restarts_on_one_after_ove
 
 
 async def test_a_relay_keeps_timestamps_running_across_a_new_publisher():
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         first = pc.addTransceiver("video", direction="recvonly").receiver
         second = pc.addTransceiver("video", direction="recvonly").receiver
