@@ -101,6 +101,36 @@ async def leave(*, consult_id: int, user_id: int) -> None:
             raise
 
 
+def precall_room(user_id: int) -> str:
+    """The room of a user's pre-call test (never a consult's room, never recorded)."""
+    return f"precall-{int(user_id)}"
+
+
+async def precall_publish(*, user_id: int, sdp: str) -> str:
+    """Publish a pre-call test stream; returns the answer SDP."""
+    body = await _call(
+        "POST",
+        f"/rooms/{precall_room(user_id)}/publish",
+        {
+            "peer": peer_id(user_id),
+            "sdp": sdp,
+            "type": "offer",
+            "record": False,
+            "user_id": int(user_id),
+        },
+    )
+    return str(body["sdp"])
+
+
+async def precall_leave(*, user_id: int) -> None:
+    """End the pre-call test stream; one that is already gone is fine."""
+    try:
+        await _call("DELETE", f"/rooms/{precall_room(user_id)}/peers/{peer_id(user_id)}")
+    except MediaError as exc:
+        if exc.status != 404:
+            raise
+
+
 async def keyframe(*, consult_id: int, user_id: int) -> None:
     """Ask the participant's browser for a key frame."""
     await _call("POST", f"/rooms/{room_name(consult_id)}/peers/{peer_id(user_id)}/keyframe")

@@ -40,39 +40,6 @@ DEFAULT_VIDEO_MAX_KBPS = 400
 MAX_OFFER_BYTES = 64 * 1024
 
 
-def precall_room(user_id: int) -> str:
-    """The media service room of a user's pre-call test (never a consult's room)."""
-    return f"precall-{int(user_id)}"
-
-
-async def precall_publish(*, user_id: int, sdp: str) -> str:
-    """Publish a test stream (never recorded) to the media service; returns the answer SDP."""
-    # media_client's public calls address consult rooms; this room is the pre-call one.
-    body = await media_client._call(
-        "POST",
-        f"/rooms/{precall_room(user_id)}/publish",
-        {
-            "peer": media_client.peer_id(user_id),
-            "sdp": sdp,
-            "type": "offer",
-            "record": False,
-            "user_id": int(user_id),
-        },
-    )
-    return str(body["sdp"])
-
-
-async def precall_leave_media(*, user_id: int) -> None:
-    """End the test stream; one that is already gone is fine."""
-    try:
-        await media_client._call(
-            "DELETE", f"/rooms/{precall_room(user_id)}/peers/{media_client.peer_id(user_id)}"
-        )
-    except media_client.MediaError as exc:
-        if exc.status != 404:
-            raise
-
-
 def _first_url(*candidates: tuple[str, list[Any]]) -> str:
     """The first of ``(url name, args)`` that resolves (pages of other parts may be absent)."""
     for name, args in candidates:
@@ -337,7 +304,7 @@ def precall_offer(request: HttpRequest) -> JsonResponse:
         )
     user_id = acting_user(request).pk
     try:
-        answer = async_to_sync(precall_publish)(user_id=user_id, sdp=sdp)
+        answer = async_to_sync(media_client.precall_publish)(user_id=user_id, sdp=sdp)
     except media_client.MediaError as exc:
         if exc.status == 415:
             message = _("This browser offers no video or audio format the media service forwards.")
@@ -354,5 +321,5 @@ def precall_leave(request: HttpRequest) -> HttpResponse:
     """End the test stream (also when the page is closed: sent with ``sendBeacon``)."""
     # Already gone, or the service is down: nothing is left to end either way.
     with contextlib.suppress(media_client.MediaError):
-        async_to_sync(precall_leave_media)(user_id=acting_user(request).pk)
+        async_to_sync(media_client.precall_leave)(user_id=acting_user(request).pk)
     return HttpResponse(status=204)

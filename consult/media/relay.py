@@ -93,6 +93,10 @@ class Relay:
         if self._pending_request and self.kind == "video":
             self._pending_request = False
             self.request_keyframe(force=True)
+        elif self.kind == "video" and not keyframe and self._anyone_waiting():
+            # Chromium ignores a request that comes soon after its last key frame: keep
+            # asking (at most once per interval) while a subscriber still waits for one.
+            self.request_keyframe()
         for track in tuple(self.tracks):
             track.push(packet, keyframe=keyframe)
         for sink in self.sinks:
@@ -100,6 +104,9 @@ class Relay:
                 sink(self.kind, packet, keyframe)
             except Exception:
                 logger.exception("a %s sink failed", self.kind)
+
+    def _anyone_waiting(self) -> bool:
+        return any(track.waiting_keyframe for track in self.tracks)
 
     def request_keyframe(self, *, force: bool = False) -> bool:
         """Ask the publisher for a key frame: at most once per interval unless ``force``."""

@@ -359,7 +359,11 @@ def test_both_sides_look_at_the_same_image_in_the_viewer(
     try:
         _until("the specialist's viewer shows the doctor's image", followed, timeout=60)
     except AssertionError as exc:
-        detail = {"doctor": view(doctor), "expert": view(expert), "counts": _state(expert)["viewer"]}
+        detail = {
+            "doctor": view(doctor),
+            "expert": view(expert),
+            "counts": _state(expert)["viewer"],
+        }
         raise AssertionError(f"{exc}\n{detail}") from None
     assert view(expert)["sopUid"] == view(doctor)["sopUid"]
     sent_by_expert = _state(expert)["viewer"]["sent"]

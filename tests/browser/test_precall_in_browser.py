@@ -21,6 +21,12 @@ from tests.consult.test_turn_coturn import SECRET, coturn  # noqa: F401  (the fi
 TIMEOUT_MS = 40_000
 
 
+def _in_english(page: Any) -> None:
+    """Switch the interface to English (the account's own language wins over the browser's)."""
+    with page.expect_navigation():
+        page.click("form.lang-switch button[value=en]")
+
+
 def _run_check(page: Any) -> dict[str, Any]:
     page.goto("/consults/precall/")
     page.wait_for_function("() => window.precall && window.precall.done", timeout=TIMEOUT_MS)
@@ -38,6 +44,7 @@ def test_the_precall_check_passes_on_a_working_computer_and_says_there_is_no_tur
 ) -> None:
     page = new_page(locale="en-US")
     login(page, "township")
+    _in_english(page)
     results = _run_check(page)
     assert results["camera"]["result"] == "pass", results
     assert "640×360" in results["camera"]["message"]
@@ -58,8 +65,10 @@ def test_the_precall_check_passes_on_a_working_computer_and_says_there_is_no_tur
 def test_the_precall_check_speaks_chinese_by_default(new_page: Any) -> None:
     page = new_page(locale="zh-CN")
     login(page, "township")
-    _run_check(page)
+    results = _run_check(page)
     assert page.locator("html").get_attribute("lang") == "zh-hans"
+    assert "TURN" in results["turn"]["message"]
+    assert not results["turn"]["message"].startswith("No TURN relay")  # in Chinese
     assert page.locator("[data-check=media]").get_attribute("data-result") == "pass"
 
 
@@ -85,6 +94,7 @@ def _with_ice(page: Any, servers: list[dict[str, Any]]) -> None:
 def test_the_turn_line_passes_through_a_real_coturn(new_page: Any, coturn: int) -> None:  # noqa: F811
     page = new_page(locale="en-US")
     login(page, "township")
+    _in_english(page)
     _with_ice(page, [_turn_entry(coturn, expires_at=int(time.time()) + 600)])
     results = _run_check(page)
     assert results["turn"] == {"result": "pass", "message": "The TURN relay answers (UDP)."}
@@ -93,6 +103,7 @@ def test_the_turn_line_passes_through_a_real_coturn(new_page: Any, coturn: int) 
 def test_the_turn_line_fails_with_a_stale_credential(new_page: Any, coturn: int) -> None:  # noqa: F811
     page = new_page(locale="en-US")
     login(page, "township")
+    _in_english(page)
     _with_ice(page, [_turn_entry(coturn, expires_at=int(time.time()) - 600)])
     results = _run_check(page)
     assert results["turn"]["result"] == "fail"

@@ -22,8 +22,8 @@ from django.urls import reverse
 from accounts.models import User
 from association.models import Institution
 from audit.models import AuditEvent
+from consult.media_client import precall_room
 from consult.models import Attachment, AttachmentKind, ExpertStatus, Status
-from consult.views_room import precall_room
 from imaging.models import Study
 from tests.consult.media.conftest import service_config, start_service
 from tests.consult.media.media_clients import SyntheticVideo, new_pc, wait_for
