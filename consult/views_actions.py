@@ -266,33 +266,55 @@ def _slot_label(slot: Slot) -> str:
 # --- Closing -----------------------------------------------------------------------------------
 
 
-@session_required
-@require_http_methods(["GET", "POST"])
-@domain_errors
-def cancel(request: HttpRequest, consult_id: int) -> HttpResponse:
-    action = "consult.cancel"
+def _close(
+    request: HttpRequest,
+    consult_id: int,
+    *,
+    action: str,
+    allowed: Callable[[Any], bool],
+    refusal: str,
+    form_class: type[forms.Form],
+    service: Callable[..., Any],
+    done: str,
+    mode: str,
+) -> HttpResponse:
+    """Cancel or record a no-show: the same page, form (a reason) and flow."""
     actor = acting_user(request)
     detail = consult_detail_for_user(actor=actor, consult_id=consult_id)
-    if not detail.can_cancel:
-        return _refused(
-            request,
-            detail,
-            action,
-            _("Only the requester, a coordinator or the lead expert cancels an open consultation."),
-        )
+    if not allowed(detail):
+        return _refused(request, detail, action, refusal)
     template = "consult/cancel.html"
     if request.method != "POST":
-        return _action_page(request, detail, template, CancelForm(), mode="cancel")
-    form = CancelForm(request.POST)
+        return _action_page(request, detail, template, form_class(), mode=mode)
+    form = form_class(request.POST)
     return _submit(
         request,
         detail,
         template,
         form,
         action=action,
-        change=lambda: consult_cancel(
+        change=lambda: service(
             actor=actor, consult_id=consult_id, reason=form.cleaned_data["reason"]
         ),
+        done=done,
+        mode=mode,
+    )
+
+
+@session_required
+@require_http_methods(["GET", "POST"])
+@domain_errors
+def cancel(request: HttpRequest, consult_id: int) -> HttpResponse:
+    return _close(
+        request,
+        consult_id,
+        action="consult.cancel",
+        allowed=lambda detail: detail.can_cancel,
+        refusal=_(
+            "Only the requester, a coordinator or the lead expert cancels an open consultation."
+        ),
+        form_class=CancelForm,
+        service=consult_cancel,
         done=_("The consultation was cancelled. Everyone involved is notified."),
         mode="cancel",
     )
@@ -302,29 +324,14 @@ def cancel(request: HttpRequest, consult_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @domain_errors
 def no_show(request: HttpRequest, consult_id: int) -> HttpResponse:
-    action = "consult.no_show"
-    actor = acting_user(request)
-    detail = consult_detail_for_user(actor=actor, consult_id=consult_id)
-    if not detail.can_no_show:
-        return _refused(
-            request,
-            detail,
-            action,
-            _("A no-show is recorded by an expert, once the appointment has started."),
-        )
-    template = "consult/cancel.html"
-    if request.method != "POST":
-        return _action_page(request, detail, template, NoShowForm(), mode="no_show")
-    form = NoShowForm(request.POST)
-    return _submit(
+    return _close(
         request,
-        detail,
-        template,
-        form,
-        action=action,
-        change=lambda: consult_no_show(
-            actor=actor, consult_id=consult_id, reason=form.cleaned_data["reason"]
-        ),
+        consult_id,
+        action="consult.no_show",
+        allowed=lambda detail: detail.can_no_show,
+        refusal=_("A no-show is recorded by an expert, once the appointment has started."),
+        form_class=NoShowForm,
+        service=consult_no_show,
         done=_("The no-show is recorded."),
         mode="no_show",
     )

@@ -17,10 +17,10 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from audit.models import Outcome
-from audit.services import audit_record
 from consult.access import room_role
 from consult.models import Attachment, AttachmentKind, ChatMessage, Consult, MessageKind
 from consult.room import services
+from consult.room.services import audit_in_room
 from objectstore import ObjectNotFound, get_store
 from records.selectors import AccessDenied, NotFound
 from records.services import InvalidRecord, refused
@@ -52,28 +52,6 @@ def file_content_type(content_type: str | None) -> str:
     """The type the browser sent if it is well-formed, else ``application/octet-stream``."""
     value = (content_type or "").split(";")[0].strip().lower()
     return value if _CONTENT_TYPE_RE.fullmatch(value) else DEFAULT_CONTENT_TYPE
-
-
-def _audit(
-    *,
-    actor: User,
-    action: str,
-    consult: Consult | None,
-    consult_id: int,
-    outcome: Outcome = Outcome.ALLOWED,
-    reason: str = "",
-    detail: dict[str, object] | None = None,
-) -> None:
-    audit_record(
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        resource_type="consult",
-        resource_id=consult_id,
-        patient_id=consult.patient_id if consult is not None else None,
-        reason=reason,
-        detail=detail,
-    )
 
 
 def room_file_share(
@@ -138,7 +116,7 @@ def room_file_share(
                 kind=MessageKind.FILE,
                 attachment=attachment,
             )
-            _audit(
+            audit_in_room(
                 actor=actor,
                 action="consult.room.file.upload",
                 consult=consult,
@@ -174,7 +152,7 @@ def room_file_open(
     elif consult is not None and _may_see_consult(actor=actor, consult_id=consult_id):
         via = "consult"
     else:
-        _audit(
+        audit_in_room(
             actor=actor,
             action="consult.room.file.download",
             consult=consult,
@@ -194,7 +172,7 @@ def room_file_open(
             raise ObjectNotFound(str(attachment_id))
         stream = get_store().open(attachment.object_key, expected_sha256=attachment.sha256 or None)
     except ObjectNotFound:
-        _audit(
+        audit_in_room(
             actor=actor,
             action="consult.room.file.download",
             consult=consult,
@@ -204,7 +182,7 @@ def room_file_open(
             detail={"attachment_id": attachment_id},
         )
         raise NotFound(_("No such file in this consult.")) from None
-    _audit(
+    audit_in_room(
         actor=actor,
         action="consult.room.file.download",
         consult=consult,

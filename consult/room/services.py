@@ -95,7 +95,7 @@ class RoomEntry:
         }
 
 
-def _audit(
+def audit_in_room(
     *,
     actor: User,
     action: str,
@@ -188,7 +188,7 @@ def room_enter(*, actor: User, consult_id: int) -> RoomEntry:
     consult = _consult(consult_id)
     role = room_role(user_id=actor.pk, consult_id=consult_id)
     if consult is None or role is None:
-        _audit(
+        audit_in_room(
             actor=actor,
             action="consult.room.join",
             consult=consult,
@@ -199,7 +199,7 @@ def room_enter(*, actor: User, consult_id: int) -> RoomEntry:
         )
         raise AccessDenied(NOT_A_MEMBER)
     admitted = role is RoomRole.EXPERT or room_admitted(consult_id=consult_id, user_id=actor.pk)
-    _audit(
+    audit_in_room(
         actor=actor,
         action="consult.room.join",
         consult=consult,
@@ -254,7 +254,7 @@ def room_audit(
 ) -> None:
     """An audit event about the room (refusals, lost access, media), with the patient."""
     consult = Consult.objects.filter(pk=consult_id).only("pk", "patient_id").first()
-    _audit(
+    audit_in_room(
         actor=actor,
         action=action,
         consult=consult,
@@ -283,7 +283,7 @@ def room_admit(*, actor: User, consult_id: int, user_id: int) -> bool:
     consult = _consult(consult_id)
     role = room_role(user_id=actor.pk, consult_id=consult_id)
     if consult is None or role is not RoomRole.EXPERT:
-        _audit(
+        audit_in_room(
             actor=actor,
             action="consult.room.admit",
             consult=consult,
@@ -309,7 +309,7 @@ def room_admit(*, actor: User, consult_id: int, user_id: int) -> bool:
         ConsultEvent.objects.create(
             consult=consult, actor=actor, kind=ADMITTED_EVENT, detail={"user_id": user_id}
         )
-        _audit(
+        audit_in_room(
             actor=actor,
             action="consult.room.admit",
             consult=consult,
@@ -360,7 +360,7 @@ def room_require_admitted(*, actor: User, consult_id: int, action: str) -> Consu
         role is RoomRole.REQUESTER and room_admitted(consult_id=consult_id, user_id=actor.pk)
     )
     if consult is None or not admitted:
-        _audit(
+        audit_in_room(
             actor=actor,
             action=action,
             consult=consult,
@@ -420,7 +420,7 @@ def chat_post(
     message = _insert_numbered(
         consult=consult, author=actor, kind=kind, body=body, attachment=attachment
     )
-    _audit(
+    audit_in_room(
         actor=actor,
         action="consult.chat.post",
         consult=consult,
@@ -440,7 +440,7 @@ def chat_since(
         .select_related("author", "attachment")
         .order_by("seq")[: limit + 1]
     )
-    _audit(
+    audit_in_room(
         actor=actor,
         action="consult.chat.read",
         consult=consult,

@@ -203,8 +203,10 @@ def demo_server(demo_data_dir: Path, media_service: MediaService) -> Iterator[st
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    """Chromium per test module: Playwright's sync API keeps an event loop marked running
+    in the main thread while it lives, which breaks asyncio tests that run after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
