@@ -22,10 +22,10 @@ met; ``--markdown`` prints the table as Markdown too, ``--json FILE`` writes eve
 and a per-second timeline. Not part of the test suite.
 
 Every client message costs the room one database round trip (membership is re-read per
-message). ``telemed demo``'s SQLite settings close the connection after every database
-call (``CONN_MAX_AGE`` 0), which roughly doubles that cost; ``--conn-max-age N`` serves
-the same SQLite file through ``DATABASE_URL`` with ``TELEMED_DB_CONN_MAX_AGE=N`` (and
-``telemed serve``) to show the difference.
+message). ``telemed demo`` keeps its SQLite connection open (``TELEMED_DB_CONN_MAX_AGE``,
+600 s by default); ``--conn-max-age N`` serves the same SQLite file through
+``DATABASE_URL`` with ``TELEMED_DB_CONN_MAX_AGE=N`` (and ``telemed serve``) to compare,
+e.g. ``--conn-max-age 0`` for a new connection per database call.
 """
 
 from __future__ import annotations
@@ -444,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=None,
         help="serve with `telemed serve` and TELEMED_DB_CONN_MAX_AGE=N (same SQLite file) "
-        "instead of `telemed demo`, whose connections close after every database call",
+        "instead of `telemed demo` (which keeps its connection for 600 s)",
     )
     ns = parser.parse_args(argv)
     if ns.rooms < 1 or ns.messages <= WARMUP or ns.interval <= 0:

@@ -84,7 +84,9 @@ def read_po(path: Path) -> list[Entry]:
         match = _KEYWORD.match(line)
         if match:
             keyword, index, literal = match.groups()
-            if keyword == "msgctxt" or (keyword == "msgid" and current and current.msgstr):
+            # A new entry starts at its msgctxt or msgid once the previous one has its
+            # msgstr (its comments came first and belong to it).
+            if keyword in ("msgctxt", "msgid") and current and current.msgstr:
                 finish()
             current = current or Entry()
             text = ast.literal_eval(literal)
