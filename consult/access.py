@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from django.db.models import Exists, OuterRef
+
 from association.models import Membership, Role
-from consult.models import Consult, ExpertStatus, Status
+from consult.models import Consult, ConsultExpert, ExpertStatus, Status
 
 # Statuses in which the consult room is open for live talk and chat.
 ROOM_STATUSES = frozenset({Status.ACCEPTED, Status.SCHEDULED, Status.IN_PROGRESS})
@@ -55,18 +57,23 @@ def room_role(*, user_id: int | None, consult_id: int) -> RoomRole | None:
     """
     if user_id is None:
         return None
-    consult = (
+    accepted = ConsultExpert.objects.filter(
+        consult_id=OuterRef("pk"),
+        user_id=user_id,
+        user__is_active=True,
+        status=ExpertStatus.ACCEPTED,
+    )
+    row = (  # one query: this runs for every message of every room
         Consult.objects.filter(
             pk=consult_id, status__in=ROOM_STATUSES, requested_by__is_active=True
         )
-        .only("pk", "requested_by_id", "status")
+        .annotate(expert=Exists(accepted))
+        .values_list("requested_by_id", "expert")
         .first()
     )
-    if consult is None:
+    if row is None:
         return None
-    if consult.requested_by_id == user_id:
+    requested_by_id, expert = row
+    if requested_by_id == user_id:
         return RoomRole.REQUESTER
-    accepted = consult.experts.filter(
-        user_id=user_id, user__is_active=True, status=ExpertStatus.ACCEPTED
-    ).exists()
-    return RoomRole.EXPERT if accepted else None
+    return RoomRole.EXPERT if expert else None

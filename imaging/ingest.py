@@ -9,7 +9,6 @@ file we refuse, :class:`Conflict` for a UID already used for a different residen
 from __future__ import annotations
 
 import enum
-import io
 import logging
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -25,7 +24,6 @@ from audit.models import Outcome
 from audit.services import audit_record
 from imaging.dicom.metadata import instance_metadata, study_attributes
 from imaging.dicom.validate import (
-    CHUNK,
     DEFAULT_LIMITS,
     Limits,
     Rejected,
@@ -47,6 +45,8 @@ from records.models import Patient
 from records.selectors import patients_visible_to
 
 logger = logging.getLogger(__name__)
+
+PREAMBLE = 128
 
 
 class Conflict(Exception):
@@ -80,25 +80,25 @@ class IngestResult:
     instance: Instance
 
 
-class _ZeroedPreamble(io.RawIOBase):
-    """Read ``source`` with its 128-byte preamble replaced by zeros (it can carry code)."""
+class _ZeroedPreamble:
+    """Read ``source`` with its 128-byte preamble replaced by zeros (it can carry code).
+
+    Only ``read(n)`` (what the object store uses), straight from the source: no buffering
+    layer copying every byte once more.
+    """
 
     def __init__(self, source: BinaryIO) -> None:
         self._source = source
         self._pos = 0
         source.seek(0)
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._source.read(len(buffer))
-        if self._pos < 128 and data:
-            zeros = min(128 - self._pos, len(data))
-            data = b"\0" * zeros + data[zeros:]
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        if self._pos < PREAMBLE and data:
+            zeros = min(PREAMBLE - self._pos, len(data))
+            data = bytes(zeros) + data[zeros:]
         self._pos += len(data)
-        buffer[: len(data)] = data
-        return len(data)
+        return data
 
 
 def _same_resident(study: Study, valid: ValidInstance) -> bool:
@@ -106,6 +106,8 @@ def _same_resident(study: Study, valid: ValidInstance) -> bool:
 
 
 def _duplicate_or_conflict(valid: ValidInstance) -> Instance | None:
+    if not Instance.objects.filter(sop_uid=valid.sop_uid).exists():
+        return None  # the usual case, decided by the unique index alone
     existing = (
         Instance.objects.select_related("series__study").filter(sop_uid=valid.sop_uid).first()
     )
@@ -178,7 +180,9 @@ def _request_for(valid: ValidInstance, origin: Origin) -> ImagingRequest | None:
 
 
 def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> Instance:
-    study = Study.objects.select_for_update().filter(study_uid=valid.study_uid).first()
+    # UIDs are unique: no ORDER BY (which first() would add) for the single match.
+    locked = Study.objects.select_for_update().filter(study_uid=valid.study_uid).order_by()
+    study = next(iter(locked[:1]), None)
     if study is None:
         # Matching and request look-ups run once per study, not per instance.
         patient = _match_patient(valid, origin)
@@ -203,7 +207,7 @@ def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> In
                 " nothing was overwritten."
             ),
         )
-    series, _created = Series.objects.get_or_create(
+    series, created = Series.objects.get_or_create(
         series_uid=valid.series_uid,
         defaults={
             "study": study,
@@ -217,6 +221,7 @@ def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> In
         raise Conflict(
             "uid_reused", _("This Series Instance UID already belongs to another study.")
         )
+    series.study = study  # the audit event reads it: no second look-up
     instance = Instance.objects.create(
         sop_uid=valid.sop_uid,
         series=series,
@@ -235,13 +240,17 @@ def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> In
         received_via=origin.channel,
     )
     Series.objects.filter(pk=series.pk).update(num_instances=F("num_instances") + 1)
-    modalities = set(filter(None, study.modalities.split("\\"))) | {series.modality}
-    Study.objects.filter(pk=study.pk).update(
-        num_instances=F("num_instances") + 1,
-        num_series=Series.objects.filter(study=study).count(),
-        modalities="\\".join(sorted(m for m in modalities if m))[:64],
-        updated_at=timezone.now(),
-    )
+    study_changes: dict[str, Any] = {
+        "num_instances": F("num_instances") + 1,
+        "updated_at": timezone.now(),
+    }
+    if created:
+        # The study is locked (or the SQLite write transaction taken): only the transaction
+        # that creates a series changes the study's series count and modalities.
+        modalities = set(filter(None, study.modalities.split("\\"))) | {series.modality}
+        study_changes["num_series"] = Series.objects.filter(study=study).count()
+        study_changes["modalities"] = "\\".join(sorted(m for m in modalities if m))[:64]
+    Study.objects.filter(pk=study.pk).update(**study_changes)
     return instance
 
 
@@ -293,7 +302,7 @@ def instance_ingest(
     if existing is not None:
         return IngestResult(IngestStatus.DUPLICATE, existing)
     store = get_store()
-    zeroed = cast(BinaryIO, io.BufferedReader(_ZeroedPreamble(fileobj), CHUNK))
+    zeroed = cast(BinaryIO, _ZeroedPreamble(fileobj))
     stored = store.put(zeroed, prefix="dicom", content_type="application/dicom", size=valid.size)
     try:
         instance = _index_with_retry(valid, origin, key=stored.key, sha256=stored.sha256)
