@@ -38,6 +38,7 @@ import json
 import math
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -118,8 +119,12 @@ def free_port() -> int:
 class Server:
     """``telemed demo`` in its own session; stopped by its own process id at exit."""
 
-    def __init__(self, work: Path, *, conn_max_age: int | None = None) -> None:
+    def __init__(
+        self, work: Path, *, conn_max_age: int | None = None, production: bool = False
+    ) -> None:
         self.work = work
+        if production and conn_max_age is None:
+            conn_max_age = 600  # served like --conn-max-age, with production settings
         self.conn_max_age = conn_max_age
         self.data_dir = work / "data"
         self.data_dir.mkdir(parents=True)
@@ -135,6 +140,13 @@ class Server:
             # The same SQLite file, through DATABASE_URL so that connections can be kept.
             env["DATABASE_URL"] = f"sqlite:///{self.data_dir / 'telemed.sqlite3'}"
             env["TELEMED_DB_CONN_MAX_AGE"] = str(conn_max_age)
+        if production:
+            # What a deployment runs: no debug (no query log, no debug cursor), behind a
+            # proxy that terminates TLS (so no redirect to HTTPS on loopback here).
+            env["TELEMED_DEBUG"] = "0"
+            env["TELEMED_SECRET_KEY"] = secrets.token_urlsafe(50)
+            env["TELEMED_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+            env["TELEMED_SSL_REDIRECT"] = "0"
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
         self.env = env
         self.popen: subprocess.Popen[bytes] | None = None
@@ -446,12 +458,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve with `telemed serve` and TELEMED_DB_CONN_MAX_AGE=N (same SQLite file) "
         "instead of `telemed demo` (which keeps its connection for 600 s)",
     )
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="serve with production settings (TELEMED_DEBUG=0, connections kept 600 s)",
+    )
     ns = parser.parse_args(argv)
     if ns.rooms < 1 or ns.messages <= WARMUP or ns.interval <= 0:
         parser.error("need at least 1 room, more than 2 messages and a positive interval")
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     work = Path(tempfile.mkdtemp(prefix="telemed-bench-signaling-"))
-    server = Server(work, conn_max_age=ns.conn_max_age)
+    server = Server(work, conn_max_age=ns.conn_max_age, production=ns.production)
     try:
         log(f"Starting telemed demo in {work} ...")
         server.start()

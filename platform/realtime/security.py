@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from importlib import import_module
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import ParseResult, urlparse
@@ -20,6 +20,9 @@ from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.models import Session
+from django.db.models import Subquery
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
@@ -120,21 +123,36 @@ def socket_user_standing(*, session_key: str | None, user_id: int) -> SocketStan
     including ``SECRET_KEY_FALLBACKS``) but never cycles or saves the session: the
     browser owns it, a socket only looks.
     """
-    user = User.objects.filter(pk=user_id).first()
+    users = User.objects.filter(pk=user_id)
+    database_sessions = settings.SESSION_ENGINE == _DB_SESSIONS and bool(session_key)
+    if database_sessions:
+        # The user and the session's data in one query: this runs for every socket message.
+        live = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+        users = users.annotate(session_data=Subquery(live.values("session_data")[:1]))
+    user = users.first()
     if user is None:
         return SocketStanding.SESSION_ENDED
     if not user.is_active:
         return SocketStanding.ACCOUNT_INACTIVE
     if not session_key:
         return SocketStanding.SESSION_ENDED
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    if str(store.get(SESSION_KEY)) != str(user.pk):  # logged out, expired or someone else's
+    engine = import_module(settings.SESSION_ENGINE)
+    if database_sessions:
+        data = getattr(user, "session_data", None)
+        store = engine.SessionStore()
+        session: Mapping[str, Any] = store.decode(data) if data else {}
+    else:
+        session = engine.SessionStore(session_key)
+    if str(session.get(SESSION_KEY)) != str(user.pk):  # logged out, expired or someone else's
         return SocketStanding.SESSION_ENDED
-    session_hash = str(store.get(HASH_SESSION_KEY, ""))
+    session_hash = str(session.get(HASH_SESSION_KEY, ""))
     hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
     if not session_hash or not any(constant_time_compare(session_hash, h) for h in hashes):
         return SocketStanding.SESSION_ENDED  # the password changed since login
     return SocketStanding.OK
+
+
+_DB_SESSIONS = "django.contrib.sessions.backends.db"
 
 
 class OriginDenier(AsyncWebsocketConsumer):
