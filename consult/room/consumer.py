@@ -3,13 +3,18 @@
 Thin: client messages are validated by ``consult.room.schemas`` and routed to
 ``client_<type>`` methods; database work runs in ``consult.room.services`` through
 ``db_async``; group events (``room.*``) from the room's other connections arrive at the
-``room_*`` methods. Access is re-read for every client message, and at most every
-:data:`PUSH_RECHECK_SECONDS` for pushes (``room.recheck`` forces it at once).
+``room_*`` methods. Every client message is checked against the connection's standing
+(session, account, room role), re-read from the database when older than
+:data:`MESSAGE_RECHECK_SECONDS` and at once when anything that can change it happens:
+``room.recheck`` (the consult was cancelled, declined, re-routed, completed...) and
+``standing.changed`` (logout, password change, deactivation, sent to the user's group).
+Pushes re-read it at most every :data:`PUSH_RECHECK_SECONDS`.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from typing import Any
 
@@ -54,9 +59,13 @@ from consult.room.schemas import (
 from consult.room.signaling import MediaFailure, MediaRelay
 from realtime.consumers import socket_language
 from realtime.security import SocketStanding, audit_socket_event, db_async, scope_header
+from realtime.services import standing_group
 from records.selectors import AccessDenied
 from records.services import InvalidRecord
 
+# Re-reading session and membership for every message halved the room's throughput
+# (docs/benchmarks.md); changes are pushed, and this bounds what no push announces.
+MESSAGE_RECHECK_SECONDS = 5.0
 PUSH_RECHECK_SECONDS = 30.0
 
 
@@ -95,6 +104,7 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
     errors: int = 0
     throttled: bool = False
     last_check: float = 0.0
+    age_factor: float = 1.0
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """channels' dispatch without its ``aclose_old_connections`` per message.
@@ -143,9 +153,11 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
         self.roster = Roster(entry.members)
         self.roster.connect(self.channel_name, self.presence)
         self.last_check = time.monotonic()
+        self.age_factor = random.uniform(0.5, 1.0)  # noqa: S311  (spreading load, not security)
         # Join before the welcome: nothing said in the room after it is missed.
         self.group = services.room_group(self.consult_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(standing_group(user.pk), self.channel_name)
         await self.accept()
         await self.send_json(
             {
@@ -171,6 +183,7 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
             await self._group({"type": "room.media_left", "presence": self._unpublished()})
         await self._group({"type": "room.leave", "user_id": self.user.pk})
         await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.channel_layer.group_discard(standing_group(self.user.pk), self.channel_name)
         self.group = None
 
     # --- client messages --------------------------------------------------------------
@@ -184,7 +197,7 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
             await self._rate_limited()
             return
         self.throttled = False
-        if not await self._still_allowed(max_age=0.0):
+        if not await self._still_allowed(max_age=MESSAGE_RECHECK_SECONDS):
             return
         if text_data is None:
             await self._refuse("binary", detail={"binary_bytes": len(bytes_data or b"")})
@@ -390,6 +403,11 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
         if not self.closing:
             await self._still_allowed(max_age=0.0)
 
+    async def standing_changed(self, event: dict[str, Any]) -> None:
+        """The user logged out, changed password or was deactivated (``standing_changed``)."""
+        if not self.closing:
+            await self._still_allowed(max_age=0.0)
+
     @classmethod
     async def encode_json(cls, content: Any) -> str:
         return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
@@ -431,7 +449,9 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
     async def _still_allowed(self, *, max_age: float) -> bool:
         """Re-read session, account and room role; on loss say ``closed`` and close."""
         now = time.monotonic()
-        if max_age and now - self.last_check < max_age:
+        # Each connection's reading ages at its own pace (between half and all of
+        # ``max_age``), so sockets opened together do not all re-read at the same moment.
+        if max_age and now - self.last_check < max_age * self.age_factor:
             return True
         session = self.scope.get("session")
         standing = await _standing(

@@ -191,6 +191,11 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json({"type": "notification", "notification": event["notification"]})
 
+    async def standing_changed(self, event: dict[str, Any]) -> None:
+        """Group event ``standing.changed`` (logout, password change, deactivation)."""
+        if not self.closing:
+            await self._still_allowed()
+
     @classmethod
     async def encode_json(cls, content: Any) -> str:
         # UTF-8 rather than \u escapes: Chinese text is half the bytes on a slow link.

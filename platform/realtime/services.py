@@ -35,6 +35,31 @@ def notification_push(notification: Notification) -> None:
         logger.exception("push of notification %s failed", notification.pk)
 
 
+def standing_group(user_id: int) -> str:
+    """The group of a user's sockets other than notifications (the consult room's)."""
+    return f"standing.{user_id}"
+
+
+def standing_changed(user_id: int) -> None:
+    """Tell every socket of ``user_id`` to re-read its standing now (after commit).
+
+    Sent on logout, password change and deactivation: sockets that check their standing
+    less often than per message (the consult room) hear of it at once.
+    """
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            for group in (user_group(user_id), standing_group(user_id)):
+                async_to_sync(layer.group_send)(group, {"type": "standing.changed"})
+        except Exception:  # sockets still re-read within their bounded interval
+            logger.exception("standing push for user %s failed", user_id)
+
+    transaction.on_commit(send)
+
+
 def notification_send(
     *,
     recipient: User,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth.signals import user_logged_out
+from django.contrib.sessions.models import Session
 
+from accounts.models import User
 from association.models import Institution
 from consult.models import ChatMessage, Consult, ConsultEvent, ConsultExpert, ExpertStatus, Status
+from consult.room import consumer as consumer_module
 from consult.room.services import room_recheck
 from tests.consult.room.room_sockets import (
     audit_events,
@@ -369,6 +374,14 @@ async def test_flooding_client_is_rate_limited_then_served_again() -> None:
 # --- membership re-checked on every message ---------------------------------------------
 
 
+@pytest.fixture
+def every_message_rereads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change made behind the services' back (no push) is seen once the bounded interval
+    has passed; here the interval is 0, so at the very next message."""
+    monkeypatch.setattr(consumer_module, "MESSAGE_RECHECK_SECONDS", 0.0)
+
+
+@pytest.mark.usefixtures("every_message_rereads")
 async def test_cancelled_consult_closes_the_room_at_the_next_message() -> None:
     consult = await new_consult()
     expert, requester = await admitted_pair(consult)
@@ -390,6 +403,7 @@ async def test_cancelled_consult_closes_the_room_at_the_next_message() -> None:
     await expert.disconnect()
 
 
+@pytest.mark.usefixtures("every_message_rereads")
 async def test_withdrawn_expert_loses_the_room_at_the_next_message() -> None:
     consult = await new_consult()
     socket, _ = await join(consult.pk, "specialist")
@@ -413,6 +427,56 @@ async def test_room_recheck_closes_every_connection_at_once() -> None:
     for socket in (expert, requester):
         assert (await receive_until(socket, "closed"))["reason"] == "consult_ended"
         await expect_closed(socket, 4403)
+
+
+async def test_a_direct_change_is_seen_within_the_bounded_interval() -> None:
+    """Without a push, a standing read from the database serves messages for at most 5 s."""
+    consult = await new_consult()
+    socket, _ = await join(consult.pk, "specialist")
+    await database_sync_to_async(ConsultExpert.objects.filter(consult=consult).update)(
+        status=ExpertStatus.WITHDRAWN
+    )
+    await socket.send_json_to({"type": "ping", "t": 1})
+    assert (await receive_until(socket, "pong"))["t"] == 1  # within the interval
+    await asyncio.sleep(consumer_module.MESSAGE_RECHECK_SECONDS + 0.1)
+    await socket.send_json_to({"type": "ping", "t": 2})
+    assert (await receive_until(socket, "closed"))["reason"] == "access_lost"
+    await expect_closed(socket, 4403)
+
+
+async def test_deactivating_the_account_closes_its_room_sockets_at_once() -> None:
+    consult = await new_consult()
+    expert, requester = await admitted_pair(consult)
+
+    def deactivate() -> None:
+        user = User.objects.get(username="township")
+        user.is_active = False
+        user.save(update_fields=["is_active"])  # post_save pushes standing.changed
+
+    await database_sync_to_async(deactivate)()
+    try:
+        assert (await receive_until(requester, "closed"))["reason"] == "account_inactive"
+        await expect_closed(requester, 4403)
+    finally:
+        await database_sync_to_async(User.objects.filter(username="township").update)(
+            is_active=True
+        )
+    await expert.disconnect()
+
+
+async def test_logging_out_closes_the_room_sockets_of_that_session_at_once() -> None:
+    consult = await new_consult()
+    expert, requester = await admitted_pair(consult)
+
+    def log_out() -> None:
+        user = User.objects.get(username="township")
+        Session.objects.all().delete()  # what logout does to this user's sessions
+        user_logged_out.send(sender=User, request=None, user=user)
+
+    await database_sync_to_async(log_out)()
+    assert (await receive_until(requester, "closed"))["reason"] == "session_ended"
+    await expect_closed(requester, 4401)
+    await expert.disconnect()
 
 
 # --- presence and viewer sync -----------------------------------------------------------
