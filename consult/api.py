@@ -7,6 +7,7 @@ the language the client asked for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -74,6 +75,21 @@ class ConsultListApi(APIView):
         return _detail(request, consult.pk, code=status.HTTP_201_CREATED)
 
 
+def _change(
+    request: Request,
+    consult_id: int,
+    serializer: type[Any],
+    service: Callable[..., Any],
+) -> Response:
+    """Validate the body, run the service as the caller, answer with the consult."""
+    data = _valid(serializer, request.data)
+    try:
+        service(actor=acting_user(request), consult_id=consult_id, **data)
+    except InvalidRecord as exc:
+        return _invalid(exc)
+    return _detail(request, consult_id)
+
+
 class ConsultDetailApi(APIView):
     @extend_schema(responses=s.ConsultDetailSerializer)
     def get(self, request: Request, consult_id: int) -> Response:
@@ -83,45 +99,25 @@ class ConsultDetailApi(APIView):
 class ConsultRespondApi(APIView):
     @extend_schema(request=s.RespondSerializer, responses=s.ConsultDetailSerializer)
     def post(self, request: Request, consult_id: int) -> Response:
-        data = _valid(s.RespondSerializer, request.data)
-        try:
-            services.consult_respond(actor=acting_user(request), consult_id=consult_id, **data)
-        except InvalidRecord as exc:
-            return _invalid(exc)
-        return _detail(request, consult_id)
+        return _change(request, consult_id, s.RespondSerializer, services.consult_respond)
 
 
 class ConsultReviewApi(APIView):
     @extend_schema(request=s.ReviewSerializer, responses=s.ConsultDetailSerializer)
     def post(self, request: Request, consult_id: int) -> Response:
-        data = _valid(s.ReviewSerializer, request.data)
-        try:
-            services.consult_review(actor=acting_user(request), consult_id=consult_id, **data)
-        except InvalidRecord as exc:
-            return _invalid(exc)
-        return _detail(request, consult_id)
+        return _change(request, consult_id, s.ReviewSerializer, services.consult_review)
 
 
 class ConsultBookApi(APIView):
     @extend_schema(request=s.BookSerializer, responses=s.ConsultDetailSerializer)
     def post(self, request: Request, consult_id: int) -> Response:
-        data = _valid(s.BookSerializer, request.data)
-        try:
-            services.consult_book(actor=acting_user(request), consult_id=consult_id, **data)
-        except InvalidRecord as exc:
-            return _invalid(exc)
-        return _detail(request, consult_id)
+        return _change(request, consult_id, s.BookSerializer, services.consult_book)
 
 
 class ConsultCancelApi(APIView):
     @extend_schema(request=s.CancelSerializer, responses=s.ConsultDetailSerializer)
     def post(self, request: Request, consult_id: int) -> Response:
-        data = _valid(s.CancelSerializer, request.data)
-        try:
-            services.consult_cancel(actor=acting_user(request), consult_id=consult_id, **data)
-        except InvalidRecord as exc:
-            return _invalid(exc)
-        return _detail(request, consult_id)
+        return _change(request, consult_id, s.CancelSerializer, services.consult_cancel)
 
 
 class SlotListApi(APIView):
