@@ -24,6 +24,7 @@ import pytest
 from django.conf import settings
 
 from demo.services import DEFAULT_PASSWORD, demo_seed
+from lab.demo import demo_seed_lab
 
 PASSWORD = DEFAULT_PASSWORD
 
@@ -61,6 +62,7 @@ def _let_flush_empty_the_audit_table() -> None:
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     with django_db_blocker.unblock():
         demo_seed()
+        demo_seed_lab()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -96,6 +98,7 @@ def _reseed_after_flush(request: pytest.FixtureRequest) -> None:
     ):
         request.getfixturevalue("transactional_db")
         demo_seed()
+        demo_seed_lab()
 
 
 class Actors:

@@ -98,7 +98,12 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     from consult.escalation import start_periodic
 
     demo_seed_consults()
+    from lab.demo import demo_seed_lab
+    from lab.escalation import start_periodic as start_lab_periodic
+
+    demo_seed_lab()
     _thread, periodic = start_periodic()
+    _lab_thread, lab_periodic = start_lab_periodic()
     url = f"http://127.0.0.1:{ns.port}/"
     print(f"Telemed demo: {url}")
     print(f"Data folder: {data_dir}  ({'created' if result.created else 'reused'})")
@@ -116,6 +121,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         _daphne(host="127.0.0.1", port=ns.port, proxy_headers=False)
     finally:
         periodic.set()
+        lab_periodic.set()
         if media is not None:
             _stop_child(media)
     return 0
@@ -133,11 +139,15 @@ def cmd_worker(ns: argparse.Namespace) -> int:
 
     from consult.escalation import start_periodic
 
+    from lab.escalation import start_periodic as start_lab_periodic
+
     _thread, stop = start_periodic()  # consult escalation and recording retention
+    _lab_thread, lab_stop = start_lab_periodic()  # critical-value escalation
     try:
         call_command("db_worker", *ns.args)
     finally:
         stop.set()
+        lab_stop.set()
     return 0
 
 

@@ -19,10 +19,12 @@ urlpatterns = [
     path("imaging/", include("imaging.urls_export")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("consults/", include("consult.urls")),
+    path("lab/", include("lab.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/consults/", include("consult.api_urls")),
+    path("api/lab/", include("lab.api_urls")),
     path("api/", include("config.api_urls")),
 ]
 

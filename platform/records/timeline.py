@@ -18,6 +18,12 @@ TITLES: dict[str, Promise] = {
     "consult.requested": _("Consultation requested"),
     "consult.cancelled": _("Consultation cancelled"),
     "consult.opinion": _("Consultation opinion signed"),
+    "lab.ordered": _("Lab tests ordered"),
+    "lab.cancelled": _("Lab order cancelled"),
+    "lab.rejected": _("Lab specimen rejected"),
+    "lab.report_signed": _("Lab report signed"),
+    "lab.report_amended": _("Lab report amended"),
+    "lab.critical": _("Critical lab value"),
 }
 
 

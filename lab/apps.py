@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class LabConfig(AppConfig):
+    name = "lab"
+    verbose_name = _("Lab centre")
+    default_auto_field = "django.db.models.BigAutoField"
