@@ -21,8 +21,13 @@ process's CPU during the measurement and whether the issue's target (p99 under 5
 met; ``--markdown`` prints the table as Markdown too, ``--json FILE`` writes every figure
 and a per-second timeline. Not part of the test suite.
 
-Every client message costs the room one database round trip (membership is re-read per
-message). ``telemed demo`` keeps its SQLite connection open (``TELEMED_DB_CONN_MAX_AGE``,
+Each client message is checked against the connection's standing, re-read from the
+database when it is a few seconds old (docs/protocols.md). The server freezes its start-up
+objects for the garbage collector (``config.startup``); ``--no-gc-freeze`` serves without
+that, to compare (a full collection of an unfrozen Django process pauses its loop for tens
+of milliseconds). This process freezes its own objects too and reports its collector's
+pauses, so a pause of the measuring side is told apart from one of the server.
+``telemed demo`` keeps its SQLite connection open (``TELEMED_DB_CONN_MAX_AGE``,
 600 s by default); ``--conn-max-age N`` serves the same SQLite file through
 ``DATABASE_URL`` with ``TELEMED_DB_CONN_MAX_AGE=N`` (and ``telemed serve``) to compare,
 e.g. ``--conn-max-age 0`` for a new connection per database call.
@@ -34,6 +39,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import gc
 import json
 import math
 import os
@@ -120,7 +126,12 @@ class Server:
     """``telemed demo`` in its own session; stopped by its own process id at exit."""
 
     def __init__(
-        self, work: Path, *, conn_max_age: int | None = None, production: bool = False
+        self,
+        work: Path,
+        *,
+        conn_max_age: int | None = None,
+        production: bool = False,
+        gc_freeze: bool = True,
     ) -> None:
         self.work = work
         if production and conn_max_age is None:
@@ -147,6 +158,7 @@ class Server:
             env["TELEMED_SECRET_KEY"] = secrets.token_urlsafe(50)
             env["TELEMED_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
             env["TELEMED_SSL_REDIRECT"] = "0"
+        env["TELEMED_GC_FREEZE"] = "1" if gc_freeze else "0"
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
         self.env = env
         self.popen: subprocess.Popen[bytes] | None = None
@@ -333,6 +345,27 @@ def _timeline(rooms: list[Room], start: float) -> list[dict[str, float]]:
     ]
 
 
+class GcPauses:
+    """The durations of this process's garbage collections, by generation."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def summary(self) -> dict[str, Any]:
+        full = self.pauses[2]
+        return {
+            "collections": {str(g): len(v) for g, v in self.pauses.items()},
+            "full_max_ms": max(full) * 1000 if full else 0.0,
+        }
+
+
 def _percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -366,10 +399,15 @@ async def run_clients(
         readers = [
             asyncio.ensure_future(_read(room, who, kind)) for room in rooms for who in room.sockets
         ]
+        gc.collect()
+        gc.freeze()  # the client's own start-up objects: its pauses stay short too
+        pauses = GcPauses()
+        gc.callbacks.append(pauses)
         cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
         client_before = time.process_time()
         await asyncio.gather(*(_talk(room, kind, messages, interval) for room in rooms))
         await asyncio.sleep(1.0)  # the last messages arrive
+        gc.callbacks.remove(pauses)
         cpu = server.cpu_seconds() - cpu_before
         wall = time.monotonic() - wall_before
         client_cpu = time.process_time() - client_before
@@ -401,6 +439,7 @@ async def run_clients(
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
         "server_cpu_cores": cpu / wall if wall else 0.0,
         "client_cpu_cores": client_cpu / wall if wall else 0.0,
+        "client_gc": pauses.summary(),
         "timeline": _timeline(rooms, wall_before),
     }
 
@@ -424,6 +463,12 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("Latency max", f"{result['max_ms']:.1f} ms"),
         ("Server CPU (Daphne)", f"{result['server_cpu_cores']:.2f} cores"),
         ("Client CPU (this process)", f"{result['client_cpu_cores']:.2f} cores"),
+        ("Server start-up objects frozen", "yes" if result.get("gc_freeze", True) else "no"),
+        (
+            "Client full collections (longest)",
+            f"{result['client_gc']['collections']['2']} "
+            f"({result['client_gc']['full_max_ms']:.1f} ms)",
+        ),
         (f"Target p99 < {TARGET_P99_MS:.0f} ms", "met" if met else "NOT met"),
     ]
 
@@ -463,12 +508,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="serve with production settings (TELEMED_DEBUG=0, connections kept 600 s)",
     )
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="serve without freezing the start-up objects (TELEMED_GC_FREEZE=0), to compare",
+    )
     ns = parser.parse_args(argv)
     if ns.rooms < 1 or ns.messages <= WARMUP or ns.interval <= 0:
         parser.error("need at least 1 room, more than 2 messages and a positive interval")
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     work = Path(tempfile.mkdtemp(prefix="telemed-bench-signaling-"))
-    server = Server(work, conn_max_age=ns.conn_max_age, production=ns.production)
+    server = Server(
+        work, conn_max_age=ns.conn_max_age, production=ns.production, gc_freeze=not ns.no_gc_freeze
+    )
     try:
         log(f"Starting telemed demo in {work} ...")
         server.start()
@@ -493,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     result["load_average"] = os.getloadavg()
+    result["gc_freeze"] = not ns.no_gc_freeze
     print_table(result, markdown=ns.markdown)
     if ns.json is not None:
         ns.json.write_text(json.dumps(result, indent=2))

@@ -49,6 +49,9 @@ def _password(value: str) -> str:
 def _daphne(*, host: str, port: int, proxy_headers: bool) -> None:
     from daphne.cli import CommandLineInterface
 
+    from config.startup import warm_and_freeze
+
+    warm_and_freeze()
     args = ["-b", host, "-p", str(port)]
     if proxy_headers:
         args.append("--proxy-headers")
@@ -138,7 +141,6 @@ def cmd_worker(ns: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     from consult.escalation import start_periodic
-
     from lab.escalation import start_periodic as start_lab_periodic
 
     _thread, stop = start_periodic()  # consult escalation and recording retention

@@ -243,11 +243,15 @@ CONSULT_RECORDING_RETENTION_DAYS = env_int(
 
 # Lab centre (issue 5): defaults for a centre without its own policy (lab.models.LabPolicy).
 LAB: dict[str, int] = {
-    "CRITICAL_ACK_MINUTES": env_int("TELEMED_LAB_CRITICAL_ACK_MINUTES", 10, minimum=1, maximum=1440),
+    "CRITICAL_ACK_MINUTES": env_int(
+        "TELEMED_LAB_CRITICAL_ACK_MINUTES", 10, minimum=1, maximum=1440
+    ),
     "CRITICAL_ESCALATE_MINUTES": env_int(
         "TELEMED_LAB_CRITICAL_ESCALATE_MINUTES", 10, minimum=1, maximum=1440
     ),
-    "SPECIMEN_MAX_AGE_HOURS": env_int("TELEMED_LAB_SPECIMEN_MAX_AGE_HOURS", 48, minimum=1, maximum=720),
+    "SPECIMEN_MAX_AGE_HOURS": env_int(
+        "TELEMED_LAB_SPECIMEN_MAX_AGE_HOURS", 48, minimum=1, maximum=720
+    ),
     "MISSING_AFTER_HOURS": env_int("TELEMED_LAB_MISSING_AFTER_HOURS", 24, minimum=1, maximum=720),
 }
 

@@ -1,0 +1,582 @@
+"""The lab centre's catalogue: tests, their reference ranges, panels; who may edit them.
+
+Only lab technicians of a centre change its catalogue; every change and every refusal is
+audited (resource type ``lab_catalogue``). The checks a change must pass live here as
+plain functions returning ``(field, message)`` problems, so the forms show them beside
+the fields and the services (also called by the API) refuse with the same words.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from association.models import CentreKind, DiagnosticCentre
+from association.selectors import actor_scope
+from audit.models import Outcome
+from audit.services import audit_record
+from lab.access import is_lab_staff, lab_centre_ids
+from lab.models import Container, LabTest, Panel, ReferenceRange, SpecimenType, ValueKind
+from lab.workflow_common import age_days, refuse_plain
+from records.models import Sex
+from records.selectors import AccessDenied, NotFound
+
+User = AbstractBaseUser | AnonymousUser
+
+RESOURCE = "lab_catalogue"
+DAYS_PER_YEAR = 365
+MAX_CODE = 20
+MAX_NAME = 100
+
+Problem = tuple[str | None, str | Promise]
+
+
+# --- Reading the catalogue ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A centre's tests (with their ranges) and panels (with their tests)."""
+
+    centre: DiagnosticCentre
+    tests: list[LabTest]
+    panels: list[Panel]
+
+    def tests_by_specimen(self) -> list[tuple[str, list[LabTest]]]:
+        """Tests grouped by specimen type, in the catalogue's order."""
+        groups: dict[str, list[LabTest]] = {}
+        for test in self.tests:
+            groups.setdefault(test.specimen_type, []).append(test)
+        return list(groups.items())
+
+
+def catalogue_for_centre(centre_id: int, *, active_only: bool = True) -> Catalogue:
+    """The catalogue of a lab centre (no access check: the catalogue holds no patient data).
+
+    Raises
+    ------
+    NotFound
+        No such lab centre.
+    """
+    centre = DiagnosticCentre.objects.filter(pk=centre_id, kind=CentreKind.LAB).first()
+    if centre is None:
+        raise NotFound(_("No such lab centre."))
+    tests = LabTest.objects.filter(centre_id=centre_id).prefetch_related("ranges")
+    panels = Panel.objects.filter(centre_id=centre_id)
+    member_tests = LabTest.objects.order_by("sort_order", "code")
+    if active_only:
+        tests = tests.filter(active=True)
+        panels = panels.filter(active=True)
+        member_tests = member_tests.filter(active=True)
+    panels = panels.prefetch_related(Prefetch("tests", queryset=member_tests))
+    return Catalogue(centre=centre, tests=list(tests), panels=list(panels))
+
+
+def reference_for(
+    test: LabTest, *, sex: str, birth_date: dt.date, on: dt.date
+) -> ReferenceRange | None:
+    """The reference range that applies to a resident of ``sex`` born on ``birth_date``.
+
+    The narrowest match wins: a range for the resident's sex beats one for both sexes,
+    then the narrowest age band (an open-ended band is the widest), then the later band.
+    Uses ``test.ranges.all()``, so a prefetch serves it without queries.
+    """
+    age = age_days(birth_date, on)
+    matches = [
+        r
+        for r in test.ranges.all()
+        if r.sex in ("", sex)
+        and r.age_min_days <= age
+        and (r.age_max_days is None or age < r.age_max_days)
+    ]
+    if not matches:
+        return None
+
+    def rank(r: ReferenceRange) -> tuple[int, float, int]:
+        width = float("inf") if r.age_max_days is None else r.age_max_days - r.age_min_days
+        return (0 if r.sex else 1, width, -r.age_min_days)
+
+    return min(matches, key=rank)
+
+
+def range_summary(r: ReferenceRange) -> str:
+    """A range as shown in lists: "M 18–∞ y: 57–111" (the unit is shown beside it)."""
+    who = r.sex or _("all")
+    to = years_of(r.age_max_days) if r.age_max_days is not None else "∞"
+    ages = f"{years_of(r.age_min_days)}–{to}"
+    if r.text:
+        value = r.text
+    elif r.low is not None and r.high is not None:
+        value = f"{_plain(r.low)}–{_plain(r.high)}"
+    elif r.low is not None:
+        value = f"≥ {_plain(r.low)}"
+    elif r.high is not None:
+        value = f"≤ {_plain(r.high)}"
+    else:
+        value = "—"
+    return _("%(who)s, %(ages)s years: %(value)s") % {"who": who, "ages": ages, "value": value}
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def years_of(days: int) -> str:
+    """Days as years for the forms ("18", "0.5")."""
+    years = (Decimal(days) / DAYS_PER_YEAR).quantize(Decimal("0.01"))
+    return _plain(years)
+
+
+def days_of(years: Decimal) -> int:
+    return int((years * DAYS_PER_YEAR).to_integral_value())
+
+
+# --- What a change must satisfy ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabTestData:
+    """The fields of a test as the services take them."""
+
+    code: str
+    name: str
+    specimen_type: str
+    container: str
+    name_en: str = ""
+    loinc: str = ""
+    value_kind: str = ValueKind.NUMERIC
+    unit: str = ""
+    decimals: int = 1
+    plausible_low: Decimal | None = None
+    plausible_high: Decimal | None = None
+    critical_low: Decimal | None = None
+    critical_high: Decimal | None = None
+    turnaround_minutes: int = 24 * 60
+    active: bool = True
+    sort_order: int = 0
+
+
+@dataclass(frozen=True)
+class RangeData:
+    """One reference range (ages in days, as stored)."""
+
+    sex: str = ""
+    age_min_days: int = 0
+    age_max_days: int | None = None
+    low: Decimal | None = None
+    high: Decimal | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class PanelData:
+    code: str
+    name: str
+    test_ids: list[int] = field(default_factory=list)
+    name_en: str = ""
+    active: bool = True
+
+
+def code_taken(model: type[LabTest] | type[Panel], centre_id: int, code: str, pk: int | None) -> bool:
+    return model.objects.filter(centre_id=centre_id, code__iexact=code).exclude(pk=pk).exists()
+
+
+def lab_test_problems(data: LabTestData, *, centre_id: int, test_id: int | None = None) -> list[Problem]:
+    """What is wrong with a test's fields (empty when it may be saved)."""
+    problems: list[Problem] = []
+    if not data.code or len(data.code) > MAX_CODE or not data.code.isascii():
+        problems.append(("code", gettext_lazy("Give a short code in Latin letters and digits.")))
+    elif code_taken(LabTest, centre_id, data.code, test_id):
+        problems.append(("code", gettext_lazy("This centre already has a test with this code.")))
+    if not data.name or len(data.name) > MAX_NAME:
+        problems.append(("name", gettext_lazy("Give the test's name (at most 100 characters).")))
+    if data.specimen_type not in SpecimenType.values:
+        problems.append(("specimen_type", gettext_lazy("Choose a specimen type.")))
+    if data.container not in Container.values:
+        problems.append(("container", gettext_lazy("Choose a container.")))
+    if data.value_kind not in ValueKind.values:
+        problems.append(("value_kind", gettext_lazy("Choose the kind of value.")))
+    if data.turnaround_minutes <= 0:
+        problems.append(
+            ("turnaround_minutes", gettext_lazy("The turnaround target must be positive."))
+        )
+    if data.value_kind == ValueKind.NUMERIC:
+        problems.extend(_numeric_problems(data))
+    return problems
+
+
+def _numeric_problems(data: LabTestData) -> list[Problem]:
+    problems: list[Problem] = []
+    if not data.unit.strip():
+        problems.append(("unit", gettext_lazy("A numeric test needs a unit (for example mmol/L).")))
+    low, high = data.plausible_low, data.plausible_high
+    if low is not None and high is not None and low >= high:
+        problems.append(
+            (
+                "plausible_high",
+                gettext_lazy("The highest plausible value must be above the lowest."),
+            )
+        )
+    c_low, c_high = data.critical_low, data.critical_high
+    if c_low is not None and c_high is not None and c_low >= c_high:
+        problems.append(
+            ("critical_high", gettext_lazy("The critical high limit must be above the critical low."))
+        )
+    for name, limit in (("critical_low", c_low), ("critical_high", c_high)):
+        if limit is None:
+            continue
+        if (low is not None and limit < low) or (high is not None and limit > high):
+            problems.append(
+                (name, gettext_lazy("Critical limits must lie inside the plausible range."))
+            )
+    return problems
+
+
+def range_problems(ranges: Sequence[RangeData], *, value_kind: str) -> list[Problem]:
+    """What is wrong with a test's reference ranges (the field is None: the whole set)."""
+    problems: list[Problem] = []
+    for r in ranges:
+        if r.sex not in ("", *Sex.values):
+            problems.append((None, gettext_lazy("Unknown sex in a reference range.")))
+        if r.age_max_days is not None and r.age_max_days <= r.age_min_days:
+            problems.append(
+                (None, gettext_lazy("In a reference range, the upper age must be above the lower."))
+            )
+        if r.low is not None and r.high is not None and r.low >= r.high:
+            problems.append((None, gettext_lazy("In a reference range, low must be below high.")))
+        if value_kind == ValueKind.NUMERIC and r.low is None and r.high is None:
+            problems.append(
+                (None, gettext_lazy("A reference range of a numeric test needs low or high."))
+            )
+        if value_kind == ValueKind.TEXT and not r.text.strip():
+            problems.append(
+                (None, gettext_lazy("A reference range of a text test needs the expected text."))
+            )
+    for index, a in enumerate(ranges):
+        for b in ranges[index + 1 :]:
+            if a.sex == b.sex and _ages_overlap(a, b):
+                problems.append(
+                    (
+                        None,
+                        gettext_lazy(
+                            "Two reference ranges for the same sex cover the same ages;"
+                            " make the age bands follow each other."
+                        ),
+                    )
+                )
+                return problems
+    return problems
+
+
+def _ages_overlap(a: RangeData, b: RangeData) -> bool:
+    a_end = a.age_max_days if a.age_max_days is not None else float("inf")
+    b_end = b.age_max_days if b.age_max_days is not None else float("inf")
+    return a.age_min_days < b_end and b.age_min_days < a_end
+
+
+def panel_problems(
+    data: PanelData, *, centre_id: int, panel_id: int | None = None
+) -> list[Problem]:
+    problems: list[Problem] = []
+    if not data.code or len(data.code) > MAX_CODE or not data.code.isascii():
+        problems.append(("code", gettext_lazy("Give a short code in Latin letters and digits.")))
+    elif code_taken(Panel, centre_id, data.code, panel_id):
+        problems.append(("code", gettext_lazy("This centre already has a panel with this code.")))
+    if not data.name or len(data.name) > MAX_NAME:
+        problems.append(("name", gettext_lazy("Give the panel's name (at most 100 characters).")))
+    if not data.test_ids:
+        problems.append(("tests", gettext_lazy("Choose at least one test.")))
+    elif LabTest.objects.filter(centre_id=centre_id, pk__in=data.test_ids).count() != len(
+        set(data.test_ids)
+    ):
+        problems.append(("tests", gettext_lazy("Choose tests of this centre's catalogue.")))
+    return problems
+
+
+# --- Who may change it -------------------------------------------------------------------------
+
+
+def editable_centres(actor: User) -> list[DiagnosticCentre]:
+    """The lab centres whose catalogue ``actor`` edits."""
+    ids = lab_centre_ids(actor_scope(actor))
+    return list(DiagnosticCentre.objects.filter(pk__in=ids).order_by("name"))
+
+
+def catalogue_guard(*, actor: User, centre_id: int, action: str) -> DiagnosticCentre:
+    """The centre, if ``actor`` is one of its lab technicians; others are denied (audited).
+
+    Raises
+    ------
+    AccessDenied, NotFound
+    """
+    centre = DiagnosticCentre.objects.filter(pk=centre_id, kind=CentreKind.LAB).first()
+    allowed = centre is not None and is_lab_staff(actor_scope(actor), centre.pk)
+    if not allowed:
+        audit_record(
+            actor=actor,
+            action=action,
+            outcome=Outcome.DENIED if centre is not None else Outcome.FAILED,
+            resource_type=RESOURCE,
+            resource_id=centre_id,
+            reason="not staff of the lab centre" if centre is not None else "no such lab centre",
+        )
+    if centre is None:
+        raise NotFound(_("No such lab centre."))
+    if not allowed:
+        raise AccessDenied(_("Only the lab centre's staff can change its catalogue."))
+    return centre
+
+
+def lab_test_for_editing(*, actor: User, test_id: int, action: str) -> LabTest:
+    """A test of a centre where ``actor`` works (its ranges prefetched)."""
+    test = LabTest.objects.prefetch_related("ranges").filter(pk=test_id).first()
+    if test is None:
+        audit_record(
+            actor=actor,
+            action=action,
+            outcome=Outcome.FAILED,
+            resource_type=RESOURCE,
+            resource_id=f"test:{test_id}",
+            reason="no such test",
+        )
+        raise NotFound(_("No such test."))
+    catalogue_guard(actor=actor, centre_id=test.centre_id, action=action)
+    return test
+
+
+def panel_for_editing(*, actor: User, panel_id: int, action: str) -> Panel:
+    panel = Panel.objects.prefetch_related("tests").filter(pk=panel_id).first()
+    if panel is None:
+        audit_record(
+            actor=actor,
+            action=action,
+            outcome=Outcome.FAILED,
+            resource_type=RESOURCE,
+            resource_id=f"panel:{panel_id}",
+            reason="no such panel",
+        )
+        raise NotFound(_("No such panel."))
+    catalogue_guard(actor=actor, centre_id=panel.centre_id, action=action)
+    return panel
+
+
+# --- Changing it -------------------------------------------------------------------------------
+
+
+def _refuse_first(
+    problems: Iterable[Problem], *, actor: User, action: str, resource_id: object
+) -> None:
+    for _field, message in problems:
+        raise refuse_plain(
+            actor=actor, action=action, message=message, resource_type=RESOURCE, resource_id=resource_id
+        )
+
+
+def _clean_test(data: LabTestData) -> LabTestData:
+    return replace(
+        data,
+        code=data.code.strip().upper(),
+        name=data.name.strip(),
+        name_en=data.name_en.strip(),
+        unit=data.unit.strip(),
+        loinc=data.loinc.strip(),
+    )
+
+
+def _write_ranges(test: LabTest, ranges: Sequence[RangeData]) -> None:
+    test.ranges.all().delete()
+    ReferenceRange.objects.bulk_create(
+        ReferenceRange(
+            test=test,
+            sex=r.sex,
+            age_min_days=r.age_min_days,
+            age_max_days=r.age_max_days,
+            low=r.low,
+            high=r.high,
+            text=r.text.strip(),
+        )
+        for r in ranges
+    )
+
+
+def _range_detail(ranges: Sequence[RangeData]) -> list[dict[str, object]]:
+    return [
+        {
+            "sex": r.sex,
+            "from": r.age_min_days,
+            "to": r.age_max_days,
+            "low": None if r.low is None else str(r.low),
+            "high": None if r.high is None else str(r.high),
+            "text": r.text,
+        }
+        for r in ranges
+    ]
+
+
+def lab_test_create(
+    *, actor: User, centre_id: int, data: LabTestData, ranges: Sequence[RangeData] = ()
+) -> LabTest:
+    """Add a test (with its reference ranges) to the centre's catalogue.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    """
+    action = "lab.catalogue.test.create"
+    catalogue_guard(actor=actor, centre_id=centre_id, action=action)
+    data = _clean_test(data)
+    problems = lab_test_problems(data, centre_id=centre_id) + range_problems(
+        ranges, value_kind=data.value_kind
+    )
+    _refuse_first(problems, actor=actor, action=action, resource_id=f"centre:{centre_id}")
+    try:
+        with transaction.atomic():
+            test = LabTest.objects.create(centre_id=centre_id, **asdict(data))
+            _write_ranges(test, ranges)
+    except IntegrityError:  # another technician took the code meanwhile
+        raise refuse_plain(
+            actor=actor,
+            action=action,
+            message=gettext_lazy("This centre already has a test with this code."),
+            resource_type=RESOURCE,
+            resource_id=f"centre:{centre_id}",
+        ) from None
+    _audit(actor, action, f"test:{test.pk}", {"code": test.code, "ranges": _range_detail(ranges)})
+    return test
+
+
+def lab_test_update(
+    *, actor: User, test_id: int, data: LabTestData, ranges: Sequence[RangeData]
+) -> LabTest:
+    """Change a test and replace its reference ranges.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    """
+    action = "lab.catalogue.test.update"
+    test = lab_test_for_editing(actor=actor, test_id=test_id, action=action)
+    data = _clean_test(data)
+    problems = lab_test_problems(data, centre_id=test.centre_id, test_id=test.pk) + range_problems(
+        ranges, value_kind=data.value_kind
+    )
+    _refuse_first(problems, actor=actor, action=action, resource_id=f"test:{test.pk}")
+    changed = {
+        name: [str(getattr(test, name)), str(value)]
+        for name, value in asdict(data).items()
+        if getattr(test, name) != value
+    }
+    try:
+        with transaction.atomic():
+            LabTest.objects.filter(pk=test.pk).update(**asdict(data))
+            _write_ranges(test, ranges)
+    except IntegrityError:
+        raise refuse_plain(
+            actor=actor,
+            action=action,
+            message=gettext_lazy("This centre already has a test with this code."),
+            resource_type=RESOURCE,
+            resource_id=f"test:{test.pk}",
+        ) from None
+    _audit(actor, action, f"test:{test.pk}", {"changed": changed, "ranges": _range_detail(ranges)})
+    return LabTest.objects.prefetch_related("ranges").get(pk=test.pk)
+
+
+def _clean_panel(data: PanelData) -> PanelData:
+    return PanelData(
+        code=data.code.strip().upper(),
+        name=data.name.strip(),
+        name_en=data.name_en.strip(),
+        test_ids=list(dict.fromkeys(data.test_ids)),
+        active=data.active,
+    )
+
+
+def panel_create(*, actor: User, centre_id: int, data: PanelData) -> Panel:
+    """Add a panel of the centre's tests.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    """
+    action = "lab.catalogue.panel.create"
+    catalogue_guard(actor=actor, centre_id=centre_id, action=action)
+    data = _clean_panel(data)
+    problems = panel_problems(data, centre_id=centre_id)
+    _refuse_first(problems, actor=actor, action=action, resource_id=f"centre:{centre_id}")
+    try:
+        with transaction.atomic():
+            panel = Panel.objects.create(
+                centre_id=centre_id,
+                code=data.code,
+                name=data.name,
+                name_en=data.name_en,
+                active=data.active,
+            )
+            panel.tests.set(data.test_ids)
+    except IntegrityError:
+        raise refuse_plain(
+            actor=actor,
+            action=action,
+            message=gettext_lazy("This centre already has a panel with this code."),
+            resource_type=RESOURCE,
+            resource_id=f"centre:{centre_id}",
+        ) from None
+    _audit(actor, action, f"panel:{panel.pk}", {"code": panel.code, "tests": data.test_ids})
+    return panel
+
+
+def panel_update(*, actor: User, panel_id: int, data: PanelData) -> Panel:
+    """Change a panel's name, code, tests or whether it is offered.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    """
+    action = "lab.catalogue.panel.update"
+    panel = panel_for_editing(actor=actor, panel_id=panel_id, action=action)
+    data = _clean_panel(data)
+    problems = panel_problems(data, centre_id=panel.centre_id, panel_id=panel.pk)
+    _refuse_first(problems, actor=actor, action=action, resource_id=f"panel:{panel.pk}")
+    before = sorted(t.pk for t in panel.tests.all())
+    try:
+        with transaction.atomic():
+            Panel.objects.filter(pk=panel.pk).update(
+                code=data.code, name=data.name, name_en=data.name_en, active=data.active
+            )
+            panel.tests.set(data.test_ids)
+    except IntegrityError:
+        raise refuse_plain(
+            actor=actor,
+            action=action,
+            message=gettext_lazy("This centre already has a panel with this code."),
+            resource_type=RESOURCE,
+            resource_id=f"panel:{panel.pk}",
+        ) from None
+    _audit(
+        actor,
+        action,
+        f"panel:{panel.pk}",
+        {"code": data.code, "tests_before": before, "tests": sorted(data.test_ids)},
+    )
+    return Panel.objects.prefetch_related("tests").get(pk=panel.pk)
+
+
+def _audit(actor: User, action: str, resource_id: str, detail: dict[str, object]) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        outcome=Outcome.ALLOWED,
+        resource_type=RESOURCE,
+        resource_id=resource_id,
+        detail=detail,
+    )
