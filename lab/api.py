@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers as drf
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -31,6 +31,9 @@ from core.api import acting_user
 from lab import critical, importing, ordering, results, shipping
 from lab import serializers as s
 from lab.access import ORDER_RELATED, lab_centre_ids, orders_visible_to
+from lab.catalogue import catalogue_for_centre
+from lab.critical import ALERT_RELATED
+from lab.critical_selectors import critical_list_for_user
 from lab.models import (
     OPEN_ORDER_STATUSES,
     AlertStatus,
@@ -38,22 +41,14 @@ from lab.models import (
     ImportBatch,
     ItemStatus,
     LabOrder,
-    LabTest,
     OrderItem,
-    Panel,
     Result,
     Specimen,
 )
-from lab.numbering import BOX_PREFIX
+from lab.results import ResultsRefused
 from records.selectors import AccessDenied, NotFound
 from records.services import InvalidRecord
 
-ALERT_RELATED = (
-    "order",
-    "patient",
-    "acknowledged_by",
-    "result__item__test",
-)
 SPECIMEN_RELATED = ("box", "collected_by")
 
 
@@ -62,7 +57,10 @@ class LabApiView(APIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, InvalidRecord):
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            body: dict[str, Any] = {"detail": str(exc)}
+            if isinstance(exc, ResultsRefused) and exc.errors:
+                body["errors"] = {str(item): str(message) for item, message in exc.errors.items()}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         return super().handle_exception(exc)
 
 
@@ -84,13 +82,6 @@ def _audit_list(actor: User, action: str, resource: str, count: int, **query: An
 
 
 # --- Catalogue -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    centre: DiagnosticCentre
-    tests: list[LabTest]
-    panels: list[Panel]
 
 
 def _catalogue_centre(actor: User, centre_id: int) -> DiagnosticCentre:
@@ -121,10 +112,7 @@ class CatalogueApi(LabApiView):
     def get(self, request: Request) -> Response:
         query = _valid(s.CatalogueQuerySerializer, request.query_params)
         centre = _catalogue_centre(acting_user(request), query["centre"])
-        tests = LabTest.objects.filter(centre=centre, active=True).prefetch_related("ranges")
-        panels = Panel.objects.filter(centre=centre, active=True).prefetch_related("tests")
-        catalogue = Catalogue(centre=centre, tests=list(tests), panels=list(panels))
-        return Response(s.CatalogueSerializer(catalogue).data)
+        return Response(s.CatalogueSerializer(catalogue_for_centre(centre.pk)).data)
 
 
 # --- Orders --------------------------------------------------------------------------------------
@@ -172,7 +160,7 @@ def order_view_for_user(*, actor: User, order_id: int) -> OrderView:
 
 def _detail(request: Request, order_id: int, *, code: int = status.HTTP_200_OK) -> Response:
     view = order_view_for_user(actor=acting_user(request), order_id=order_id)
-    data = s.OrderDetailSerializer(view, context={"results_shown": view.results_shown}).data
+    data = s.LabOrderDetailSerializer(view, context={"results_shown": view.results_shown}).data
     return Response(data, status=code)
 
 
@@ -192,7 +180,7 @@ def _orders(actor: User, query: dict[str, Any]) -> QuerySet[LabOrder]:
 class OrderListApi(LabApiView):
     @extend_schema(
         parameters=[s.OrderListQuerySerializer],
-        responses=s.OrderSerializer(many=True),
+        responses=s.LabOrderSerializer(many=True),
         description="Orders you may see: your clinic's, your lab centre's, or of residents "
         "whose record you may read; newest first.",
     )
@@ -210,15 +198,15 @@ class OrderListApi(LabApiView):
             patient=query["patient"],
             centre=query["centre"],
         )
-        return Response(s.OrderSerializer(orders, many=True).data)
+        return Response(s.LabOrderSerializer(orders, many=True).data)
 
     @extend_schema(
-        request=s.OrderCreateSerializer,
-        responses={201: s.OrderDetailSerializer},
+        request=s.LabOrderCreateSerializer,
+        responses={201: s.LabOrderDetailSerializer},
         description="Order tests of a lab centre's catalogue for a resident.",
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.OrderCreateSerializer, request.data)
+        data = _valid(s.LabOrderCreateSerializer, request.data)
         actor = acting_user(request)
         centre = DiagnosticCentre.objects.filter(pk=data["centre_id"], kind=CentreKind.LAB).first()
         if centre is None:
@@ -237,28 +225,28 @@ class OrderListApi(LabApiView):
 
 
 class OrderDetailApi(LabApiView):
-    @extend_schema(responses=s.OrderDetailSerializer)
+    @extend_schema(responses=s.LabOrderDetailSerializer)
     def get(self, request: Request, order_id: int) -> Response:
         return _detail(request, order_id)
 
 
 class OrderCancelApi(LabApiView):
-    @extend_schema(request=s.CancelSerializer, responses=s.OrderDetailSerializer)
+    @extend_schema(request=s.OrderCancelSerializer, responses=s.LabOrderDetailSerializer)
     def post(self, request: Request, order_id: int) -> Response:
-        data = _valid(s.CancelSerializer, request.data)
+        data = _valid(s.OrderCancelSerializer, request.data)
         ordering.order_cancel(actor=acting_user(request), order_id=order_id, reason=data["reason"])
         return _detail(request, order_id)
 
 
 class OrderCollectApi(LabApiView):
     @extend_schema(
-        request=s.CollectSerializer,
-        responses=s.OrderDetailSerializer,
+        request=s.OrderCollectSerializer,
+        responses=s.LabOrderDetailSerializer,
         description="Record the collection: one labelled specimen per specimen type and "
         "container; the answer lists their barcodes.",
     )
     def post(self, request: Request, order_id: int) -> Response:
-        data = _valid(s.CollectSerializer, request.data)
+        data = _valid(s.OrderCollectSerializer, request.data)
         ordering.specimens_collect(
             actor=acting_user(request), order_id=order_id, collected_at=data["collected_at"]
         )
@@ -283,16 +271,16 @@ def _specimen(specimen: Specimen) -> Specimen:
 
 class ReceiveApi(LabApiView):
     @extend_schema(
-        request=s.ReceiveSerializer,
+        request=s.LabReceiveSerializer,
         responses=s.ReceiveAnswerSerializer,
         description="Scan at the lab: a box number (BX...) receives the box; a specimen "
         "barcode receives the specimen (flagged when it was never shipped).",
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.ReceiveSerializer, request.data)
+        data = _valid(s.LabReceiveSerializer, request.data)
         actor = acting_user(request)
         scanned = data["barcode"].strip()
-        if scanned.upper().startswith(BOX_PREFIX):
+        if shipping.is_box_number(scanned):
             box = shipping.box_receive(
                 actor=actor, scanned_number=scanned.upper(), condition_note=data["condition_note"]
             )
@@ -303,26 +291,26 @@ class ReceiveApi(LabApiView):
                 kind="specimen",
                 specimen=_specimen(outcome.specimen),
                 unshipped=bool(outcome.unshipped),
-                warnings=tuple(str(w) for w in outcome.warnings),
+                warnings=tuple(outcome.warnings),
             )
         return Response(s.ReceiveAnswerSerializer(answer).data)
 
 
 class SpecimenRejectApi(LabApiView):
     @extend_schema(
-        request=s.RejectSerializer,
-        responses=s.SpecimenSerializer,
+        request=s.SpecimenRejectSerializer,
+        responses=s.LabSpecimenSerializer,
         description="Reject a specimen at receipt; the ordering clinic is told why.",
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.RejectSerializer, request.data)
+        data = _valid(s.SpecimenRejectSerializer, request.data)
         specimen = shipping.specimen_reject(
             actor=acting_user(request),
             barcode=data["barcode"].strip(),
             reason=data["reason"],
             note=data["note"],
         )
-        return Response(s.SpecimenSerializer(_specimen(specimen)).data)
+        return Response(s.LabSpecimenSerializer(_specimen(specimen)).data)
 
 
 # --- Results and analyser imports ----------------------------------------------------------------
@@ -334,20 +322,15 @@ class Saved:
     alert: CriticalAlert | None
 
 
-class ResultSavedSerializer(drf.Serializer[Saved]):
-    result = s.ResultSerializer()
-    alert = s.AlertSerializer(allow_null=True, help_text="The critical-value alert it raised.")
-
-
 class ResultSaveApi(LabApiView):
     @extend_schema(
-        request=s.ResultSaveSerializer,
-        responses=ResultSavedSerializer,
+        request=s.LabResultSaveSerializer,
+        responses=s.LabResultSavedSerializer,
         description="Enter (or correct) the result of one ordered test. A critical value "
         "raises an alert to the ordering clinic at once.",
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.ResultSaveSerializer, request.data)
+        data = _valid(s.LabResultSaveSerializer, request.data)
         result = results.result_save(
             actor=acting_user(request),
             item_id=data["item"],
@@ -361,7 +344,7 @@ class ResultSaveApi(LabApiView):
             .select_related(*ALERT_RELATED)
             .first()
         )
-        return Response(ResultSavedSerializer(Saved(result=result, alert=alert)).data)
+        return Response(s.LabResultSavedSerializer(Saved(result=result, alert=alert)).data)
 
 
 def _import_centre(actor: User, centre_id: int | None) -> int:
@@ -406,12 +389,28 @@ class ImportApi(LabApiView):
         return Response(s.ImportBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
 
 
+class ImportDetailApi(LabApiView):
+    @extend_schema(responses=s.ImportBatchSerializer, description="A preview, read again.")
+    def get(self, request: Request, batch_id: int) -> Response:
+        actor = acting_user(request)
+        batch = importing.batch_get_for_user(actor=actor, batch_id=batch_id)
+        audit_record(
+            actor=actor,
+            action=importing.ACTION_VIEW,
+            outcome=Outcome.ALLOWED,
+            resource_type="lab_import",
+            resource_id=batch.pk,
+        )
+        return Response(s.ImportBatchSerializer(batch).data)
+
+
 class ImportApplyApi(LabApiView):
     @extend_schema(
         request=None,
         responses=s.ImportAppliedSerializer,
-        description="Save every row of a previewed file, or none (a file with an error "
-        "row is refused whole).",
+        description="Save every row of a previewed file, or none: a file with an error row "
+        "is refused whole, and so is one whose rows changed since the preview (read the "
+        "preview again to see why).",
     )
     def post(self, request: Request, batch_id: int) -> Response:
         saved = importing.import_apply(actor=acting_user(request), batch_id=batch_id)
@@ -419,47 +418,40 @@ class ImportApplyApi(LabApiView):
         return Response(s.ImportAppliedSerializer({"batch": batch, "saved": saved}).data)
 
 
+class ImportDiscardApi(LabApiView):
+    @extend_schema(request=None, responses=s.ImportBatchSerializer, description="Drop a preview.")
+    def post(self, request: Request, batch_id: int) -> Response:
+        batch = importing.import_discard(actor=acting_user(request), batch_id=batch_id)
+        return Response(s.ImportBatchSerializer(batch).data)
+
+
 # --- Critical values -----------------------------------------------------------------------------
-
-
-def alerts_open_for(actor: User) -> QuerySet[CriticalAlert]:
-    """Open alerts the actor's side must act on: their clinic ordered, or their lab sent."""
-    scope = actor_scope(actor)
-    if scope.user_id is None or not scope.is_clinical:
-        return CriticalAlert.objects.none()
-    return (
-        CriticalAlert.objects.filter(status=AlertStatus.OPEN)
-        .filter(
-            Q(order__requesting_institution_id__in=scope.care_institution_ids)
-            | Q(order__centre_id__in=lab_centre_ids(scope))
-        )
-        .select_related(*ALERT_RELATED)
-        .order_by("raised_at", "id")
-    )
 
 
 class CriticalListApi(LabApiView):
     @extend_schema(
-        responses=s.AlertSerializer(many=True),
-        description="Open critical values for you to act on, oldest first.",
+        responses=s.CriticalAlertRowSerializer(many=True),
+        description="Open critical values for you to act on (your clinic ordered, or your "
+        "lab centre sent them), the most escalated first.",
     )
     def get(self, request: Request) -> Response:
-        actor = acting_user(request)
-        alerts = list(alerts_open_for(actor)[: s.MAX_LIST])
-        _audit_list(actor, "lab.critical.list", "lab_alert", len(alerts))
-        return Response(s.AlertSerializer(alerts, many=True).data)
+        listing = critical_list_for_user(actor=acting_user(request))
+        mine = {row.alert.pk for row in listing.to_acknowledge}
+        rows = listing.to_acknowledge + [r for r in listing.lab_open if r.alert.pk not in mine]
+        context = {"to_acknowledge": mine}
+        return Response(s.CriticalAlertRowSerializer(rows, many=True, context=context).data)
 
 
 class CriticalAckApi(LabApiView):
     @extend_schema(
-        request=s.AckSerializer,
-        responses=s.AlertSerializer,
+        request=s.CriticalAckSerializer,
+        responses=s.CriticalAlertSerializer,
         description="Acknowledge a critical value (the ordering clinic), with what was done.",
     )
     def post(self, request: Request, alert_id: int) -> Response:
-        data = _valid(s.AckSerializer, request.data)
+        data = _valid(s.CriticalAckSerializer, request.data)
         alert = critical.alert_acknowledge(
             actor=acting_user(request), alert_id=alert_id, note=data["note"]
         )
         alert = CriticalAlert.objects.select_related(*ALERT_RELATED).get(pk=alert.pk)
-        return Response(s.AlertSerializer(alert).data)
+        return Response(s.CriticalAlertSerializer(alert).data)

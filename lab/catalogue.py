@@ -20,6 +20,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.models import User
 from association.models import CentreKind, DiagnosticCentre
 from association.selectors import actor_scope
 from audit.models import Outcome
@@ -30,7 +31,8 @@ from lab.workflow_common import age_days, refuse_plain
 from records.models import Sex
 from records.selectors import AccessDenied, NotFound
 
-User = AbstractBaseUser | AnonymousUser
+# Reads and guards take whoever asks (a request's user); changes take a signed-in User.
+AnyUser = AbstractBaseUser | AnonymousUser
 
 RESOURCE = "lab_catalogue"
 DAYS_PER_YEAR = 365
@@ -186,11 +188,18 @@ class PanelData:
     active: bool = True
 
 
-def code_taken(model: type[LabTest] | type[Panel], centre_id: int, code: str, pk: int | None) -> bool:
-    return model.objects.filter(centre_id=centre_id, code__iexact=code).exclude(pk=pk).exists()
+def code_taken(
+    model: type[LabTest] | type[Panel], centre_id: int, code: str, pk: int | None
+) -> bool:
+    rows = model.objects.filter(centre_id=centre_id, code__iexact=code)
+    if pk is not None:
+        rows = rows.exclude(pk=pk)
+    return rows.exists()
 
 
-def lab_test_problems(data: LabTestData, *, centre_id: int, test_id: int | None = None) -> list[Problem]:
+def lab_test_problems(
+    data: LabTestData, *, centre_id: int, test_id: int | None = None
+) -> list[Problem]:
     """What is wrong with a test's fields (empty when it may be saved)."""
     problems: list[Problem] = []
     if not data.code or len(data.code) > MAX_CODE or not data.code.isascii():
@@ -229,7 +238,10 @@ def _numeric_problems(data: LabTestData) -> list[Problem]:
     c_low, c_high = data.critical_low, data.critical_high
     if c_low is not None and c_high is not None and c_low >= c_high:
         problems.append(
-            ("critical_high", gettext_lazy("The critical high limit must be above the critical low."))
+            (
+                "critical_high",
+                gettext_lazy("The critical high limit must be above the critical low."),
+            )
         )
     for name, limit in (("critical_low", c_low), ("critical_high", c_high)):
         if limit is None:
@@ -305,13 +317,13 @@ def panel_problems(
 # --- Who may change it -------------------------------------------------------------------------
 
 
-def editable_centres(actor: User) -> list[DiagnosticCentre]:
+def editable_centres(actor: AnyUser) -> list[DiagnosticCentre]:
     """The lab centres whose catalogue ``actor`` edits."""
     ids = lab_centre_ids(actor_scope(actor))
     return list(DiagnosticCentre.objects.filter(pk__in=ids).order_by("name"))
 
 
-def catalogue_guard(*, actor: User, centre_id: int, action: str) -> DiagnosticCentre:
+def catalogue_guard(*, actor: AnyUser, centre_id: int, action: str) -> DiagnosticCentre:
     """The centre, if ``actor`` is one of its lab technicians; others are denied (audited).
 
     Raises
@@ -336,7 +348,7 @@ def catalogue_guard(*, actor: User, centre_id: int, action: str) -> DiagnosticCe
     return centre
 
 
-def lab_test_for_editing(*, actor: User, test_id: int, action: str) -> LabTest:
+def lab_test_for_editing(*, actor: AnyUser, test_id: int, action: str) -> LabTest:
     """A test of a centre where ``actor`` works (its ranges prefetched)."""
     test = LabTest.objects.prefetch_related("ranges").filter(pk=test_id).first()
     if test is None:
@@ -353,7 +365,7 @@ def lab_test_for_editing(*, actor: User, test_id: int, action: str) -> LabTest:
     return test
 
 
-def panel_for_editing(*, actor: User, panel_id: int, action: str) -> Panel:
+def panel_for_editing(*, actor: AnyUser, panel_id: int, action: str) -> Panel:
     panel = Panel.objects.prefetch_related("tests").filter(pk=panel_id).first()
     if panel is None:
         audit_record(
@@ -377,7 +389,11 @@ def _refuse_first(
 ) -> None:
     for _field, message in problems:
         raise refuse_plain(
-            actor=actor, action=action, message=message, resource_type=RESOURCE, resource_id=resource_id
+            actor=actor,
+            action=action,
+            message=message,
+            resource_type=RESOURCE,
+            resource_id=resource_id,
         )
 
 

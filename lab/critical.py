@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -54,6 +55,8 @@ from lab.workflow_common import (
 from realtime.models import Severity
 from records.selectors import AccessDenied, NotFound
 from records.services import InvalidRecord, refused, timeline_add
+
+Actor = AbstractBaseUser | AnonymousUser
 
 RESOURCE = "lab_critical"
 MAX_ACK_NOTE = 300  # CriticalAlert.ack_note
@@ -133,10 +136,12 @@ def alert_test(alert: CriticalAlert) -> LabTest:
 def alert_params(alert: CriticalAlert) -> dict[str, object]:
     """Parameters of the notification texts, each rendered in the recipient's language."""
     test = alert_test(alert)
+    flag_label = Flag(alert.flag).label if alert.flag in Flag.values else alert.flag
     return {
         "test": _lazy_text(lambda: test.display_name),
         "value": alert.value,
-        "flag": Flag(alert.flag).label if alert.flag in Flag.values else alert.flag,
+        # Mid-sentence: "(critically high)".
+        "flag": _lazy_text(lambda: str(flag_label).lower()),
         "name": alert.order.patient.name,
         "number": alert.order.number,
         "doctor": str(alert.order.requested_by),
@@ -226,7 +231,7 @@ def steps_notified(
 
 def audit_alert(
     *,
-    actor: User | None,
+    actor: Actor | None,
     action: str,
     alert: CriticalAlert,
     outcome: Outcome = Outcome.ALLOWED,
@@ -258,9 +263,7 @@ def _refuse(*, actor: User, action: str, alert: CriticalAlert, message: Promise)
 
 def people_told(alert: CriticalAlert) -> list[User]:
     """Everyone the alert was pushed to so far."""
-    ids = alert.steps.filter(kind=StepKind.NOTIFIED, recipient__isnull=False).values(
-        "recipient_id"
-    )
+    ids = alert.steps.filter(kind=StepKind.NOTIFIED, recipient__isnull=False).values("recipient_id")
     return list(User.objects.filter(pk__in=ids, is_active=True).order_by("pk"))
 
 
@@ -275,7 +278,7 @@ def alert_payload(alert: CriticalAlert, *, acknowledge: bool) -> dict[str, Any]:
 # --- Who may act -------------------------------------------------------------------------------
 
 
-def alert_load(*, actor: User, alert_id: int, action: str) -> tuple[CriticalAlert, ActorScope]:
+def alert_load(*, actor: Actor, alert_id: int, action: str) -> tuple[CriticalAlert, ActorScope]:
     """The alert and the actor's scope; an unknown alert is audited and ``NotFound``."""
     scope = actor_scope(actor)
     alert = CriticalAlert.objects.select_related(*ALERT_RELATED).filter(pk=alert_id).first()
@@ -293,7 +296,7 @@ def alert_load(*, actor: User, alert_id: int, action: str) -> tuple[CriticalAler
 
 
 def alert_deny(
-    *, actor: User, action: str, alert: CriticalAlert, reason: str, message: str
+    *, actor: Actor, action: str, alert: CriticalAlert, reason: str, message: str
 ) -> AccessDenied:
     audit_alert(actor=actor, action=action, alert=alert, outcome=Outcome.DENIED, reason=reason)
     return AccessDenied(message)
@@ -386,8 +389,8 @@ def alert_raise(*, result: Result, actor: User | None) -> CriticalAlert | None:
         )
         doctor = order.requested_by
         # An ordering doctor who has left cannot be reached: the clinic is told instead.
-        recipients = [doctor] if doctor.is_active else clinic_doctors_of(
-            order.requesting_institution_id
+        recipients = (
+            [doctor] if doctor.is_active else clinic_doctors_of(order.requesting_institution_id)
         )
         sent = notify(
             recipients,
@@ -458,9 +461,7 @@ def _withdraw(alert: CriticalAlert, *, actor: User | None, reason: str, tell: bo
             exclude=actor,
             payload={"alert": alert.pk},
         )
-    audit_alert(
-        actor=actor, action="lab.critical.withdraw", alert=alert, detail={"reason": reason}
-    )
+    audit_alert(actor=actor, action="lab.critical.withdraw", alert=alert, detail={"reason": reason})
     return True
 
 

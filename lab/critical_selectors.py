@@ -11,12 +11,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from association.models import CLINICAL_ROLES, CentreKind, Membership, Role
-from association.selectors import ActorScope, actor_scope
+from association.selectors import actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
 from lab.access import lab_centre_ids
@@ -30,8 +30,15 @@ from lab.critical import (
     may_call,
     may_see,
 )
-from lab.models import AlertLevel, AlertStatus, AlertStep, CriticalAlert, LabTest
-from lab.workflow_common import policy_for
+from lab.models import (
+    AlertLevel,
+    AlertStatus,
+    AlertStep,
+    CriticalAlert,
+    LabTest,
+    decimal_or_none,
+)
+from lab.workflow_common import order_link, policy_for
 from records.selectors import AccessDenied
 
 User = AbstractBaseUser | AnonymousUser
@@ -47,6 +54,7 @@ class AlertRow:
     alert: CriticalAlert
     test: LabTest
     deadline: dt.datetime
+    ack_minutes: int
     minutes_open: int
     overdue: bool
     told: list[str]
@@ -55,12 +63,24 @@ class AlertRow:
     def is_open(self) -> bool:
         return self.alert.status == AlertStatus.OPEN
 
+    @property
+    def percent(self) -> int:
+        """How much of the acknowledgement time is used (the drawn bar), at most 100."""
+        return min(100, self.minutes_open * 100 // max(1, self.ack_minutes))
+
+    @property
+    def order_url(self) -> str:
+        return order_link(self.alert.order_id)
+
 
 @dataclass
 class CriticalList:
+    """Open alerts the clinic must acknowledge, those the lab watches, and recent closed ones."""
+
     is_lab: bool
     is_clinic: bool
-    open: list[AlertRow]
+    to_acknowledge: list[AlertRow]
+    lab_open: list[AlertRow]
     closed: list[AlertRow]
 
 
@@ -84,6 +104,7 @@ class AlertDetail:
     can_acknowledge: bool
     can_call: bool
     ladder: list[dict[str, object]] = field(default_factory=list)
+    reference: str = ""
 
     @property
     def alert(self) -> CriticalAlert:
@@ -108,9 +129,8 @@ def alert_row(
 ) -> AlertRow:
     """The row of an alert whose steps are prefetched (``steps__recipient``)."""
     now = now or timezone.now()
-    deadline = alert.raised_at + dt.timedelta(
-        minutes=_ack_minutes(alert.order.centre_id, {} if policies is None else policies)
-    )
+    ack_minutes = _ack_minutes(alert.order.centre_id, {} if policies is None else policies)
+    deadline = alert.raised_at + dt.timedelta(minutes=ack_minutes)
     end = alert.acknowledged_at if alert.status == AlertStatus.ACKNOWLEDGED else None
     if alert.status == AlertStatus.WITHDRAWN:
         end = max((s.at for s in alert.steps.all()), default=alert.raised_at)
@@ -127,6 +147,7 @@ def alert_row(
         alert=alert,
         test=alert.result.item.test,
         deadline=deadline,
+        ack_minutes=ack_minutes,
         minutes_open=max(0, int((until - alert.raised_at).total_seconds() // 60)),
         overdue=until > deadline,
         told=told,
@@ -172,10 +193,14 @@ def critical_list_for_user(*, actor: User) -> CriticalList:
             :CLOSED_LIMIT
         ]
     )
+    rows = _rows(open_alerts)
     result = CriticalList(
         is_lab=bool(centres),
         is_clinic=bool(scope.care_institution_ids),
-        open=_rows(open_alerts),
+        to_acknowledge=[
+            r for r in rows if r.alert.order.requesting_institution_id in scope.care_institution_ids
+        ],
+        lab_open=[r for r in rows if r.alert.order.centre_id in centres],
         closed=_rows(closed),
     )
     audit_record(
@@ -183,7 +208,7 @@ def critical_list_for_user(*, actor: User) -> CriticalList:
         action="lab.critical.list",
         outcome=Outcome.ALLOWED,
         resource_type=RESOURCE,
-        detail={"open": len(result.open), "closed": len(result.closed)},
+        detail={"open": len(rows), "closed": len(result.closed)},
     )
     return result
 
@@ -191,27 +216,31 @@ def critical_list_for_user(*, actor: User) -> CriticalList:
 # --- One alert ---------------------------------------------------------------------------------
 
 
-def _step_entry(step: AlertStep, raised_at: dt.datetime) -> StepEntry:
+def _step_label(step: AlertStep) -> tuple[str, str, str]:
+    """What a step says, who did or got it, and its tone (the dot's colour)."""
     level = AlertLevel(step.level).label if step.level in AlertLevel.values else step.level
     recipient = str(step.recipient) if step.recipient else step.recipient_text
     actor = str(step.actor) if step.actor else ""
-    labels = {
-        StepKind.RAISED: (_("Critical value found"), actor or _("the system"), "raised"),
-        StepKind.NOTIFIED: (_("Told %(who)s") % {"who": recipient}, recipient, "notified"),
-        StepKind.ESCALATED: (
-            _("Escalated: %(level)s") % {"level": level},
-            _("the system"),
-            "escalated",
-        ),
-        StepKind.CALLED: (_("Telephone call: reached %(who)s") % {"who": recipient}, actor, "called"),
-        StepKind.ACKNOWLEDGED: (
-            _("Acknowledged by %(who)s") % {"who": actor if step.actor_id and not recipient else recipient},
-            actor,
-            "acknowledged",
-        ),
-        StepKind.WITHDRAWN: (_("Withdrawn: the result was corrected"), actor, "withdrawn"),
-    }
-    label, who, tone = labels.get(step.kind, (step.kind, actor, ""))
+    if step.kind == StepKind.RAISED:
+        return _("Critical value found"), actor or _("the system"), "raised"
+    if step.kind == StepKind.NOTIFIED:
+        return _("Told %(who)s") % {"who": recipient}, "", "notified"
+    if step.kind == StepKind.ESCALATED:
+        return _("Escalated: %(level)s") % {"level": level}, "", "escalated"
+    if step.kind == StepKind.CALLED:
+        return _("Telephone call: reached %(who)s") % {"who": recipient}, actor, "called"
+    if step.kind == StepKind.ACKNOWLEDGED and step.recipient_text:
+        label = _("Acknowledged by telephone: %(who)s read the value back")
+        return label % {"who": step.recipient_text}, actor, "acknowledged"
+    if step.kind == StepKind.ACKNOWLEDGED:
+        return _("Acknowledged by %(who)s") % {"who": actor}, "", "acknowledged"
+    if step.kind == StepKind.WITHDRAWN:
+        return _("Withdrawn: the result was corrected"), actor, "withdrawn"
+    return step.kind, actor, ""
+
+
+def _step_entry(step: AlertStep, raised_at: dt.datetime) -> StepEntry:
+    label, who, tone = _step_label(step)
     return StepEntry(
         step=step,
         label=str(label),
@@ -219,6 +248,16 @@ def _step_entry(step: AlertStep, raised_at: dt.datetime) -> StepEntry:
         tone=tone,
         after_minutes=max(0, int((step.at - raised_at).total_seconds() // 60)),
     )
+
+
+def _reference(alert: CriticalAlert) -> str:
+    """The reference range applied to the result, as printed ("3.5–5.3")."""
+    result = alert.result
+    if result.reference_text:
+        return result.reference_text
+    if result.reference_low is None and result.reference_high is None:
+        return ""
+    return f"{decimal_or_none(result.reference_low)}–{decimal_or_none(result.reference_high)}"
 
 
 def _ladder(alert: CriticalAlert) -> list[dict[str, object]]:
@@ -243,10 +282,10 @@ def alert_detail_for_user(*, actor: User, alert_id: int) -> AlertDetail:
     AccessDenied, NotFound
     """
     action = "lab.critical.view"
-    alert, scope = alert_load(actor=actor, alert_id=alert_id, action=action)  # type: ignore[arg-type]
+    alert, scope = alert_load(actor=actor, alert_id=alert_id, action=action)
     if not may_see(scope, alert.order):
         raise alert_deny(
-            actor=actor,  # type: ignore[arg-type]
+            actor=actor,
             action=action,
             alert=alert,
             reason="not visible to actor",
@@ -272,6 +311,7 @@ def alert_detail_for_user(*, actor: User, alert_id: int) -> AlertDetail:
         can_acknowledge=is_clinic and alert.status == AlertStatus.OPEN,
         can_call=is_lab and alert.status != AlertStatus.WITHDRAWN,
         ladder=_ladder(alert),
+        reference=_reference(alert),
     )
 
 
@@ -314,15 +354,14 @@ def critical_banner_for(user: User) -> Banner:
     ack = Q(order__requesting_institution_id__in=clinics)
     call = Q(level=AlertLevel.CENTRE_CALLS, order__centre_id__in=centres)
     counts = CriticalAlert.objects.filter(status=AlertStatus.OPEN).aggregate(
-        ack=Count("pk", filter=ack), call=Count("pk", filter=call)
+        ack=Count("pk", filter=ack),
+        call=Count("pk", filter=call),
+        first=Min("pk", filter=ack | call),
     )
-    banner = Banner(to_acknowledge=counts["ack"] or 0, to_call=counts["call"] or 0)
-    if banner.total != 1:
-        return banner
-    first = (
-        CriticalAlert.objects.filter(status=AlertStatus.OPEN)
-        .filter(ack | call)
-        .values_list("pk", flat=True)
-        .first()
+    to_acknowledge, to_call = counts["ack"] or 0, counts["call"] or 0
+    return Banner(
+        to_acknowledge=to_acknowledge,
+        to_call=to_call,
+        # With a single alert waiting, the banner links straight to it.
+        first_id=counts["first"] if to_acknowledge + to_call == 1 else None,
     )
-    return Banner(to_acknowledge=banner.to_acknowledge, to_call=banner.to_call, first_id=first)

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from pypinyin import Style, lazy_pinyin
 
+from accounts.models import User
 from audit.models import Outcome
 from audit.services import audit_record
 from lab.access import is_lab_staff, is_ordering_clinician, load_order
@@ -33,7 +34,7 @@ from lab.workflow_common import MAX_REASON, audit_order, refuse, specimen_event
 from records.models import Patient
 from records.selectors import AccessDenied, NotFound
 
-User = AbstractBaseUser | AnonymousUser
+AnyUser = AbstractBaseUser | AnonymousUser
 
 # Millimetres: 0.3 mm modules read well on 203 dpi label printers; the quiet zone is 10
 # modules as Code 128 asks.
@@ -146,22 +147,24 @@ def label_for(specimen: Specimen, *, tests: list[str] | None = None) -> Label:
 # --- Reading for printing ----------------------------------------------------------------------
 
 
-def _may_print(actor: User, order_id: int, action: str) -> LabOrder:
+def _may_print(actor: AnyUser, order_id: int, action: str) -> LabOrder:
     """The order, for its clinic or its lab centre's staff (others denied, audited)."""
     order, scope = load_order(actor=actor, order_id=order_id, action=action)
     if not (is_ordering_clinician(scope, order) or is_lab_staff(scope, order.centre_id)):
-        audit_order(
+        audit_record(
             actor=actor,
             action=action,
-            order=order,
             outcome=Outcome.DENIED,
+            resource_type="lab_order",
+            resource_id=order.pk,
+            patient_id=order.patient_id,
             reason="neither the ordering clinic nor the lab centre",
         )
         raise AccessDenied(_("Only the ordering clinic or the lab centre can print labels."))
     return order
 
 
-def _specimen_or_404(*, actor: User, specimen_id: int, action: str) -> Specimen:
+def _specimen_or_404(*, actor: AnyUser, specimen_id: int, action: str) -> Specimen:
     specimen = Specimen.objects.filter(pk=specimen_id).only("pk", "order_id").first()
     if specimen is None:
         audit_record(
@@ -203,13 +206,13 @@ class LabelSheet:
         return [label_for(s) for s in self.specimens]
 
 
-def label_sheet_for_order(*, actor: User, order_id: int) -> LabelSheet:
+def label_sheet_for_order(*, actor: AnyUser, order_id: int) -> LabelSheet:
     """The order's specimens for the labels page (access checked, audited when denied)."""
     order = _may_print(actor, order_id, "lab.label.view")
     return LabelSheet(order=order, specimens=_specimens(order))
 
 
-def label_sheet_for_specimen(*, actor: User, specimen_id: int) -> LabelSheet:
+def label_sheet_for_specimen(*, actor: AnyUser, specimen_id: int) -> LabelSheet:
     action = "lab.label.view"
     found = _specimen_or_404(actor=actor, specimen_id=specimen_id, action=action)
     order = _may_print(actor, found.order_id, action)

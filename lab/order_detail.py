@@ -37,7 +37,7 @@ _STEP_LABELS: list[tuple[str, Promise]] = [
     (OrderStatus.REPORTED, _("Reported")),
 ]
 # How far along the stepper each status is (index of the last step reached).
-_REACHED = {
+_REACHED: dict[str, int] = {
     OrderStatus.ORDERED: 0,
     OrderStatus.COLLECTED: 1,
     OrderStatus.SHIPPED: 2,
@@ -103,9 +103,7 @@ class OrderDetail:
 def order_steps(order: LabOrder, specimens: list[Specimen]) -> list[Step]:
     """ordered → collected → shipped → received → reported, with the time each was reached."""
     shipped = [
-        s.box.shipped_at
-        for s in specimens
-        if s.box is not None and s.box.shipped_at is not None
+        s.box.shipped_at for s in specimens if s.box is not None and s.box.shipped_at is not None
     ]
     times: dict[str, dt.datetime | None] = {
         OrderStatus.ORDERED: order.created_at,
@@ -171,4 +169,3 @@ def order_detail_for_user(*, actor: User, order_id: int) -> OrderDetail:
         can_cancel=clinic and order.status not in _NOT_CANCELLABLE,
         can_collect=clinic and order.status == OrderStatus.ORDERED and pending,
     )
-

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import partial
+from typing import cast
 
 from django.db import transaction
 from django.db.models import Q
@@ -59,9 +61,9 @@ from records.sharing import consent_record, share_grant
 __all__ = [
     "OrderDetail",
     "can_cancel",
-    "label_print",
     "lab_centres_for",
     "lab_consent_for",
+    "label_print",
     "order_cancel",
     "order_create",
     "order_detail_for_user",
@@ -82,7 +84,7 @@ CLOCK_SKEW = dt.timedelta(minutes=2)
 
 def lazy_format(message: Promise, **params: object) -> Promise:
     """``message % params`` translated when shown (the audit trail stores it in English)."""
-    return lazy(lambda: str(message) % params, str)()
+    return cast(Promise, lazy(lambda: str(message) % params, str)())
 
 
 # --- Where and with what consent ---------------------------------------------------------------
@@ -453,13 +455,13 @@ def specimens_collect(
         if updated:
             for (specimen_type, container), group in groups.items():
                 specimen = create_numbered(
-                    lambda st=specimen_type, ct=container: Specimen.objects.create(
-                        barcode=next_barcode(),
+                    partial(
+                        _new_specimen,
                         order=order,
-                        specimen_type=st,
-                        container=ct,
-                        collected_by=actor,
-                        collected_at=when,
+                        specimen_type=specimen_type,
+                        container=container,
+                        actor=actor,
+                        when=when,
                     )
                 )
                 OrderItem.objects.filter(pk__in=[i.pk for i in group]).update(specimen=specimen)
@@ -487,3 +489,17 @@ def specimens_collect(
             message=gettext_lazy("The specimens of this order have already been collected."),
         )
     return specimens
+
+
+def _new_specimen(
+    *, order: LabOrder, specimen_type: str, container: str, actor: User, when: dt.datetime
+) -> Specimen:
+    """A specimen with the next free barcode (``create_numbered`` retries on a clash)."""
+    return Specimen.objects.create(
+        barcode=next_barcode(),
+        order=order,
+        specimen_type=specimen_type,
+        container=container,
+        collected_by=actor,
+        collected_at=when,
+    )

@@ -8,7 +8,7 @@ on the list is denied, and the denial is audited too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,7 @@ from lab.models import (
     LabOrder,
     OrderItem,
     OrderStatus,
+    Priority,
     SpecimenStatus,
 )
 from lab.workflow_common import target_minutes
@@ -142,9 +143,7 @@ def _priority_rank() -> Case:
 
 
 def _open_critical() -> Exists:
-    return Exists(
-        CriticalAlert.objects.filter(order_id=OuterRef("pk"), status=AlertStatus.OPEN)
-    )
+    return Exists(CriticalAlert.objects.filter(order_id=OuterRef("pk"), status=AlertStatus.OPEN))
 
 
 def _has_pending() -> Exists:
@@ -253,12 +252,19 @@ def open_critical_count(centre_ids: Iterable[int]) -> int:
     ).count()
 
 
+def open_emergency_count(centre_ids: Iterable[int]) -> int:
+    """Open emergency (STAT) orders of the centres."""
+    return LabOrder.objects.filter(
+        centre_id__in=list(centre_ids),
+        status__in=OPEN_ORDER_STATUSES,
+        priority=Priority.EMERGENCY,
+    ).count()
+
+
 def discrepancy_total(centre_ids: Iterable[int]) -> int | None:
     """The shipment discrepancies of the centres (part 2's counts), None when unavailable."""
     try:
-        from lab.shipping_selectors import (  # type: ignore[import-not-found,unused-ignore]
-            discrepancy_counts,
-        )
+        from lab.shipping_selectors import discrepancy_counts
     except ImportError:  # only while the shipping part is being written
         return None
     total = 0
@@ -268,7 +274,8 @@ def discrepancy_total(centre_ids: Iterable[int]) -> int | None:
 
 
 def _count_of(value: Any) -> int:
-    """A total from an int, a mapping of counts, or an object with ``total``."""
+    """A total from an int, a mapping of counts (its ``total`` when it has one), or an
+    object with ``total``."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -276,6 +283,8 @@ def _count_of(value: Any) -> int:
     if hasattr(value, "total"):
         return int(value.total)
     if isinstance(value, dict):
+        if "total" in value:
+            return int(value["total"])
         return sum(int(v) for v in value.values() if isinstance(v, int))
     return 0
 
@@ -349,7 +358,7 @@ def _queue_row(order: LabOrder, *, now: dt.datetime) -> QueueRow:
 
 
 CLINIC_FILTERS: tuple[Tab, ...] = (
-    Tab("open", gettext_lazy("Open")),
+    Tab("open", gettext_lazy("Open orders")),
     Tab("ordered", gettext_lazy("Ordered")),
     Tab("collected", gettext_lazy("Collected — to ship")),
     Tab("shipped", gettext_lazy("Shipped")),
@@ -370,7 +379,7 @@ ORDER_STEPS: tuple[Tab, ...] = (
     Tab(OrderStatus.REPORTED, gettext_lazy("Reported")),
 )
 # How many steps each status has completed.
-_STEPS_DONE = {
+_STEPS_DONE: dict[str, int] = {
     OrderStatus.ORDERED: 1,
     OrderStatus.COLLECTED: 2,
     OrderStatus.SHIPPED: 3,
@@ -438,12 +447,10 @@ class ClinicOrders:
 def order_steps(order: LabOrder) -> list[Step]:
     """The progress of ``order`` as the five steps ordered → … → reported."""
     stopped = order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED)
-    if stopped:
-        done = 1
-        if order.collected_at is not None:
-            done = 2
-        if order.received_at is not None:
-            done = 4
+    if order.status == OrderStatus.REJECTED:
+        done = 3  # the specimens reached the lab and were turned away there
+    elif order.status == OrderStatus.CANCELLED:
+        done = 2 if order.collected_at is not None else 1
     else:
         done = _STEPS_DONE.get(order.status, 0)
     steps: list[Step] = []
@@ -458,9 +465,7 @@ def order_steps(order: LabOrder) -> list[Step]:
     return steps
 
 
-def _clinic_base(
-    institution_ids: Iterable[int], *, priority: str, name: str
-) -> QuerySet[LabOrder]:
+def _clinic_base(institution_ids: Iterable[int], *, priority: str, name: str) -> QuerySet[LabOrder]:
     qs = LabOrder.objects.filter(requesting_institution_id__in=list(institution_ids))
     if priority:
         qs = qs.filter(priority=priority)
@@ -539,7 +544,7 @@ def orders_for_clinic(
     )
 
 
-def _reported_unseen(*, actor: User, orders: list[LabOrder], since: dt.datetime) -> set[int]:
+def _reported_unseen(*, actor: User, orders: Sequence[LabOrder], since: dt.datetime) -> set[int]:
     """Orders reported since ``since`` that ``actor`` has not opened since the report.
 
     "Opened" is any allowed read of the order by the actor after it was reported, as the

@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from lab.flags import reference_label
+from lab.importing import error_count, row_error
 from lab.models import (
     CriticalAlert,
     ImportBatch,
@@ -29,7 +31,6 @@ from lab.models import (
     RejectionReason,
     Result,
     Specimen,
-    decimal_or_none,
 )
 from lab.workflow_common import (
     MAX_IMPORT_BYTES,
@@ -53,15 +54,29 @@ def _link(name: str, *args: object) -> str | None:
         return None
 
 
+# The priority is described by a pattern, not an enum: consult has a "priority" enum with
+# other labels, and two enums of one name make drf-spectacular rename both with a warning.
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": f"^({'|'.join(Priority.values)})$",
+        "description": "routine, urgent or emergency (STAT).",
+    }
+)
+class PriorityField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=Priority.choices, **kwargs)
+
+
 # --- Answers -------------------------------------------------------------------------------------
 
 
-class RefSerializer(serializers.Serializer[Any]):
+class LabRefSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     name = serializers.CharField(source="__str__")
 
 
-class PersonSerializer(serializers.Serializer[Any]):
+class LabPersonSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     name = serializers.SerializerMethodField()
 
@@ -69,7 +84,7 @@ class PersonSerializer(serializers.Serializer[Any]):
         return str(getattr(obj, "display_name", "") or obj.get_username())
 
 
-class PatientRefSerializer(serializers.Serializer[Any]):
+class LabPatientSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     name = serializers.CharField()
     resident_id = serializers.CharField(source="masked_resident_id")
@@ -126,17 +141,18 @@ class CataloguePanelSerializer(serializers.ModelSerializer[Panel]):
 
 
 class CatalogueSerializer(serializers.Serializer[Any]):
-    centre = RefSerializer()
+    centre = LabRefSerializer()
     tests = CatalogueTestSerializer(many=True)
     panels = CataloguePanelSerializer(many=True)
 
 
-class OrderSerializer(serializers.ModelSerializer[LabOrder]):
-    patient = PatientRefSerializer(read_only=True)
-    requesting_institution = RefSerializer(read_only=True)
-    requested_by = PersonSerializer(read_only=True)
-    centre = RefSerializer(read_only=True)
+class LabOrderSerializer(serializers.ModelSerializer[LabOrder]):
+    patient = LabPatientSerializer(read_only=True)
+    requesting_institution = LabRefSerializer(read_only=True)
+    requested_by = LabPersonSerializer(read_only=True)
+    centre = LabRefSerializer(read_only=True)
     status_display = serializers.CharField(source="get_status_display")
+    priority = PriorityField()
     priority_display = serializers.CharField(source="get_priority_display")
     url = serializers.SerializerMethodField()
 
@@ -167,11 +183,12 @@ class OrderSerializer(serializers.ModelSerializer[LabOrder]):
         return order_link(obj)
 
 
-class SpecimenSerializer(serializers.ModelSerializer[Specimen]):
+class LabSpecimenSerializer(serializers.ModelSerializer[Specimen]):
     order = serializers.IntegerField(source="order_id")
     box = serializers.SerializerMethodField()
     status_display = serializers.CharField(source="get_status_display")
-    collected_by = PersonSerializer(read_only=True)
+    collected_by = LabPersonSerializer(read_only=True)
+    rejection_reason = serializers.CharField(help_text="Why it was rejected (see reject).")
 
     class Meta:
         model = Specimen
@@ -198,7 +215,7 @@ class SpecimenSerializer(serializers.ModelSerializer[Specimen]):
         return obj.box.number if obj.box_id and obj.box else None
 
 
-class ResultSerializer(serializers.ModelSerializer[Result]):
+class LabResultSerializer(serializers.ModelSerializer[Result]):
     item = serializers.IntegerField(source="item_id")
     value = serializers.CharField(source="display_value")
     flag_display = serializers.CharField(source="get_flag_display")
@@ -224,14 +241,10 @@ class ResultSerializer(serializers.ModelSerializer[Result]):
         read_only_fields = fields
 
     def get_reference(self, obj: Result) -> str:
-        if obj.reference_text:
-            return obj.reference_text
-        if obj.reference_low is None and obj.reference_high is None:
-            return ""
-        return f"{decimal_or_none(obj.reference_low)}–{decimal_or_none(obj.reference_high)}"
+        return reference_label(obj.reference_low, obj.reference_high, obj.reference_text)
 
 
-class ItemSerializer(serializers.ModelSerializer[OrderItem]):
+class OrderItemSerializer(serializers.ModelSerializer[OrderItem]):
     """An ordered test; ``result`` is null until the caller may see it (see ``lab.api``)."""
 
     test = serializers.SerializerMethodField()
@@ -257,11 +270,11 @@ class ItemSerializer(serializers.ModelSerializer[OrderItem]):
     def get_result(self, obj: OrderItem) -> dict[str, Any] | None:
         shown: set[int] = self.context.get("results_shown", set())
         result = getattr(obj, "result", None) if obj.pk in shown else None
-        return ResultSerializer(result).data if result is not None else None
+        return LabResultSerializer(result).data if result is not None else None
 
 
-class ReportVersionSerializer(serializers.ModelSerializer[LabReportVersion]):
-    signed_by = PersonSerializer(read_only=True)
+class LabReportVersionSerializer(serializers.ModelSerializer[LabReportVersion]):
+    signed_by = LabPersonSerializer(read_only=True)
     pdf = serializers.SerializerMethodField()
 
     class Meta:
@@ -273,9 +286,9 @@ class ReportVersionSerializer(serializers.ModelSerializer[LabReportVersion]):
         return _link("lab:report_pdf", obj.report.order_id, obj.version)
 
 
-class ReportSerializer(serializers.ModelSerializer[LabReport]):
-    signed_by = PersonSerializer(read_only=True)
-    versions = ReportVersionSerializer(many=True)
+class LabReportSerializer(serializers.ModelSerializer[LabReport]):
+    signed_by = LabPersonSerializer(read_only=True)
+    versions = LabReportVersionSerializer(many=True)
 
     class Meta:
         model = LabReport
@@ -291,15 +304,15 @@ class ReportSerializer(serializers.ModelSerializer[LabReport]):
         read_only_fields = fields
 
 
-class AlertSerializer(serializers.ModelSerializer[CriticalAlert]):
+class CriticalAlertSerializer(serializers.ModelSerializer[CriticalAlert]):
     order = serializers.IntegerField(source="order_id")
     number = serializers.CharField(source="order.number")
-    patient = PatientRefSerializer(read_only=True)
+    patient = LabPatientSerializer(read_only=True)
     test = serializers.SerializerMethodField()
     flag_display = serializers.CharField(source="get_flag_display")
     status_display = serializers.CharField(source="get_status_display")
     level_display = serializers.CharField(source="get_level_display")
-    acknowledged_by = PersonSerializer(read_only=True, allow_null=True)
+    acknowledged_by = LabPersonSerializer(read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -334,32 +347,57 @@ class AlertSerializer(serializers.ModelSerializer[CriticalAlert]):
         return _link("lab:critical", obj.pk) or f"/lab/critical/{obj.pk}/"
 
 
-class PermissionsSerializer(serializers.Serializer[Any]):
+class CriticalAlertRowSerializer(serializers.Serializer[Any]):
+    """An open alert with its clock against the acknowledgement deadline."""
+
+    alert = CriticalAlertSerializer()
+    deadline = serializers.DateTimeField(help_text="When it should have been acknowledged.")
+    ack_minutes = serializers.IntegerField()
+    minutes_open = serializers.IntegerField()
+    overdue = serializers.BooleanField()
+    told = serializers.ListField(child=serializers.CharField(), help_text="Who was told.")
+    action = serializers.SerializerMethodField(
+        help_text="acknowledge: your clinic ordered it; call: your lab centre sent it."
+    )
+
+    def get_action(self, obj: Any) -> str:
+        mine: set[int] = self.context.get("to_acknowledge", set())
+        return "acknowledge" if obj.alert.pk in mine else "call"
+
+
+class LabResultSavedSerializer(serializers.Serializer[Any]):
+    result = LabResultSerializer()
+    alert = CriticalAlertSerializer(
+        allow_null=True, help_text="The critical-value alert the value raised."
+    )
+
+
+class OrderPermissionsSerializer(serializers.Serializer[Any]):
     cancel = serializers.BooleanField(source="can_cancel")
     collect = serializers.BooleanField(source="can_collect")
 
 
-class OrderDetailSerializer(serializers.Serializer[Any]):
-    order = OrderSerializer()
+class LabOrderDetailSerializer(serializers.Serializer[Any]):
+    order = LabOrderSerializer()
     role = serializers.ChoiceField(
         choices=["clinic", "lab", "reader"],
         help_text="clinic: the ordering institution; lab: staff of the centre; "
         "reader: another clinician who may read the resident.",
     )
-    items = ItemSerializer(many=True)
-    specimens = SpecimenSerializer(many=True)
-    report = ReportSerializer(allow_null=True)
-    alerts = AlertSerializer(many=True)
-    may = PermissionsSerializer(source="*")
+    items = OrderItemSerializer(many=True)
+    specimens = LabSpecimenSerializer(many=True)
+    report = LabReportSerializer(allow_null=True)
+    alerts = CriticalAlertSerializer(many=True)
+    may = OrderPermissionsSerializer(source="*")
 
 
-class BoxSerializer(serializers.Serializer[Any]):
+class LabBoxSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="pk")
     number = serializers.CharField()
     status = serializers.CharField()
     status_display = serializers.CharField(source="get_status_display")
-    from_institution = RefSerializer()
-    centre = RefSerializer()
+    from_institution = LabRefSerializer()
+    centre = LabRefSerializer()
     courier = serializers.CharField()
     shipped_at = serializers.DateTimeField(allow_null=True)
     received_at = serializers.DateTimeField(allow_null=True)
@@ -368,8 +406,8 @@ class BoxSerializer(serializers.Serializer[Any]):
 
 class ReceiveAnswerSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["box", "specimen"])
-    box = BoxSerializer(allow_null=True)
-    specimen = SpecimenSerializer(allow_null=True)
+    box = LabBoxSerializer(allow_null=True)
+    specimen = LabSpecimenSerializer(allow_null=True)
     unshipped = serializers.BooleanField(
         help_text="The specimen arrived without having been shipped in a box."
     )
@@ -379,40 +417,75 @@ class ReceiveAnswerSerializer(serializers.Serializer[Any]):
 class ImportRowSerializer(serializers.Serializer[Any]):
     """One line of the analyser file as parsed: what would be saved, or why not."""
 
-    line = serializers.IntegerField()
-    barcode = serializers.CharField(allow_blank=True, required=False)
-    code = serializers.CharField(allow_blank=True, required=False)
-    value = serializers.CharField(allow_blank=True, required=False)
-    unit = serializers.CharField(allow_blank=True, required=False)
-    flag = serializers.CharField(allow_blank=True, required=False, allow_null=True)
-    error = serializers.CharField(
-        allow_blank=True, required=False, allow_null=True, help_text="Empty when the row is fine."
+    line = serializers.IntegerField(help_text="The line in the file (the header is line 1).")
+    barcode = serializers.CharField(allow_blank=True)
+    code = serializers.CharField(allow_blank=True, help_text="The test as the file names it.")
+    test_name = serializers.CharField(allow_blank=True)
+    value = serializers.CharField(allow_blank=True)
+    unit = serializers.CharField(allow_blank=True)
+    comment = serializers.CharField(allow_blank=True)
+    instrument = serializers.CharField(allow_blank=True)
+    item = serializers.IntegerField(allow_null=True, help_text="The ordered test it fills.")
+    order = serializers.CharField(allow_blank=True, help_text="The order number.")
+    patient = serializers.CharField(allow_blank=True)
+    flag = serializers.CharField(
+        allow_blank=True, help_text="N, L, H, LL, HH or A; empty on error."
     )
+    reference = serializers.CharField(allow_blank=True, help_text="The reference range applied.")
+    error = serializers.CharField(
+        allow_blank=True, help_text="Why the row cannot be saved, in your language; empty if fine."
+    )
+
+
+ROW_TEXT_FIELDS = (
+    "barcode",
+    "code",
+    "test_name",
+    "value",
+    "unit",
+    "comment",
+    "instrument",
+    "order",
+    "patient",
+    "flag",
+    "reference",
+)
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored preview row as the API shows it (the error in the active language)."""
+    shown = {name: row.get(name, "") for name in ROW_TEXT_FIELDS}
+    shown["line"] = row.get("line", 0)
+    shown["item"] = row.get("item")
+    shown["error"] = row_error(row) if row.get("error") else ""
+    return shown
 
 
 class ImportBatchSerializer(serializers.ModelSerializer[ImportBatch]):
     centre = serializers.IntegerField(source="centre_id")
     rows = serializers.SerializerMethodField()
-    errors = serializers.SerializerMethodField(help_text="Rows that cannot be saved.")
+    error_rows = serializers.SerializerMethodField(help_text="How many rows cannot be saved.")
 
     class Meta:
         model = ImportBatch
-        fields = ["id", "centre", "filename", "status", "created_at", "applied_at", "errors", "rows"]
+        fields = [
+            "id",
+            "centre",
+            "filename",
+            "status",
+            "created_at",
+            "applied_at",
+            "error_rows",
+            "rows",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(ImportRowSerializer(many=True))
     def get_rows(self, obj: ImportBatch) -> list[dict[str, Any]]:
-        return [_row(row) for row in obj.rows]
+        return [ImportRowSerializer(_row(row)).data for row in obj.rows]
 
-    def get_errors(self, obj: ImportBatch) -> int:
-        return sum(1 for row in obj.rows if row.get("error"))
-
-
-# The stored rows may hold more keys than the schema names (the test's id, the reference);
-# each is passed on as text so a middleware can show it.
-def _row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if v is None or isinstance(v, bool | int) else str(v)) for k, v in row.items()}
-
+    def get_error_rows(self, obj: ImportBatch) -> int:
+        return error_count(obj.rows)
 
 
 class ImportAppliedSerializer(serializers.Serializer[Any]):
@@ -447,12 +520,12 @@ def _ids() -> serializers.ListField:
     )
 
 
-class OrderCreateSerializer(serializers.Serializer[Any]):
+class LabOrderCreateSerializer(serializers.Serializer[Any]):
     patient_id = serializers.IntegerField(min_value=1)
     centre_id = serializers.IntegerField(min_value=1, help_text="The lab centre.")
     test_ids = _ids()
     panel_ids = _ids()
-    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
+    priority = PriorityField(default=Priority.ROUTINE)
     clinical_note = serializers.CharField(
         max_length=MAX_NOTE, required=False, allow_blank=True, default=""
     )
@@ -465,17 +538,17 @@ class OrderCreateSerializer(serializers.Serializer[Any]):
     )
 
 
-class CancelSerializer(serializers.Serializer[Any]):
+class OrderCancelSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=MAX_REASON)
 
 
-class CollectSerializer(serializers.Serializer[Any]):
+class OrderCollectSerializer(serializers.Serializer[Any]):
     collected_at = serializers.DateTimeField(
         required=False, allow_null=True, default=None, help_text="Default: now."
     )
 
 
-class ReceiveSerializer(serializers.Serializer[Any]):
+class LabReceiveSerializer(serializers.Serializer[Any]):
     barcode = serializers.CharField(
         max_length=MAX_BARCODE,
         help_text="A specimen barcode (12 digits) or a box number (BX...), as scanned.",
@@ -489,13 +562,15 @@ class ReceiveSerializer(serializers.Serializer[Any]):
     )
 
 
-class RejectSerializer(serializers.Serializer[Any]):
+class SpecimenRejectSerializer(serializers.Serializer[Any]):
     barcode = serializers.CharField(max_length=MAX_BARCODE)
     reason = serializers.ChoiceField(choices=RejectionReason.choices)
-    note = serializers.CharField(max_length=MAX_REASON, required=False, allow_blank=True, default="")
+    note = serializers.CharField(
+        max_length=MAX_REASON, required=False, allow_blank=True, default=""
+    )
 
 
-class ResultSaveSerializer(serializers.Serializer[Any]):
+class LabResultSaveSerializer(serializers.Serializer[Any]):
     item = serializers.IntegerField(min_value=1, help_text="The ordered test (item id).")
     value = serializers.CharField(max_length=MAX_VALUE)
     comment = serializers.CharField(
@@ -529,7 +604,7 @@ class ImportUploadSerializer(serializers.Serializer[Any]):
         return value
 
 
-class AckSerializer(serializers.Serializer[Any]):
+class CriticalAckSerializer(serializers.Serializer[Any]):
     note = serializers.CharField(
         max_length=MAX_REASON,
         required=False,

@@ -8,13 +8,14 @@ of a box or a list are audited here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from association.models import CentreKind, DiagnosticCentre, Institution
 from association.selectors import ActorScope, actor_scope
@@ -30,7 +31,7 @@ from lab.models import (
     SpecimenEvent,
     SpecimenStatus,
 )
-from lab.workflow_common import policy_for
+from lab.workflow_common import box_link, order_link, policy_for
 from records.selectors import AccessDenied, NotFound
 
 BOX_LIST_LIMIT = 100
@@ -49,6 +50,8 @@ SPECIMEN_RELATED = (
     "received_by",
 )
 BOX_RELATED = ("from_institution", "centre", "created_by", "shipped_by", "received_by")
+# Specimens the receiving desk has dealt with (ticked or crossed on the checklist).
+_CHECKED = frozenset({SpecimenStatus.RECEIVED, SpecimenStatus.REJECTED})
 
 
 # --- Small helpers shared with the services -----------------------------------------------------
@@ -58,12 +61,13 @@ def _format_later(message: Promise, params: dict[str, object]) -> str:
     return str(message) % {k: str(v) if isinstance(v, Promise) else v for k, v in params.items()}
 
 
-_format_lazy: Callable[[Promise, dict[str, object]], Promise] = lazy(_format_later, str)
+_format_lazy = lazy(_format_later, str)
 
 
 def later(message: Promise, **params: object) -> Promise:
     """``message % params``, formatted when shown: audits keep English, people read theirs."""
-    return _format_lazy(message, params)
+    promise: Promise = _format_lazy(message, params)  # type: ignore[assignment]
+    return promise
 
 
 def when_text(at: dt.datetime | None) -> str:
@@ -92,6 +96,54 @@ def name_initials(name: str) -> str:
 def specimen_tests(specimen: Specimen) -> str:
     """The codes of the tests done on a specimen (its items prefetched or not)."""
     return ", ".join(item.test.code for item in specimen.items.all())
+
+
+# The chain of custody's event kinds, as people read them.
+EVENT_LABELS: dict[str, Promise] = {
+    "collected": gettext_lazy("Collected"),
+    "label_printed": gettext_lazy("Label printed"),
+    "label_reprinted": gettext_lazy("Label reprinted"),
+    "packed": gettext_lazy("Packed into the box"),
+    "unpacked": gettext_lazy("Taken out of the box"),
+    "shipped": gettext_lazy("Handed to the courier"),
+    "box_received": gettext_lazy("Box received at the lab"),
+    "received": gettext_lazy("Received at the lab"),
+    "received_unshipped": gettext_lazy("Received without shipment"),
+    "rejected": gettext_lazy("Rejected"),
+    "missing": gettext_lazy("Reported missing"),
+}
+
+
+def event_label(kind: str) -> str:
+    label = EVENT_LABELS.get(kind)
+    return str(label) if label is not None else kind
+
+
+@dataclass(frozen=True)
+class SpecimenLine:
+    """A specimen as a row of a page: its tests and the link to its order."""
+
+    specimen: Specimen
+
+    @property
+    def tests(self) -> str:
+        return specimen_tests(self.specimen)
+
+    @property
+    def order_url(self) -> str:
+        return order_link(self.specimen.order_id)
+
+    @property
+    def box_url(self) -> str:
+        return box_link(self.specimen.box_id) if self.specimen.box_id else ""
+
+    @property
+    def checked(self) -> bool:
+        return self.specimen.status in _CHECKED
+
+
+def lines(specimens: Iterable[Specimen]) -> list[SpecimenLine]:
+    return [SpecimenLine(s) for s in specimens]
 
 
 def _deny(*, actor: User, action: str, reason: str, message: str, resource: str) -> AccessDenied:
@@ -124,7 +176,7 @@ def _with_counts(boxes: QuerySet[Box]) -> QuerySet[Box]:
     )
 
 
-# --- Who may act on a box -------------------------------------------------------------------------
+# --- Who may act on a box ------------------------------------------------------------------------
 
 
 def box_load(*, actor: User, box_id: int, action: str) -> tuple[Box, ActorScope]:
@@ -180,7 +232,7 @@ def lab_scope(*, actor: User, action: str) -> ActorScope:
     return scope
 
 
-# --- The boxes page --------------------------------------------------------------------------------
+# --- The boxes page ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -256,9 +308,9 @@ def boxes_for_user(*, actor: User, limit: int = BOX_LIST_LIMIT) -> BoxLists:
     incoming: list[Box] = []
     if labs:
         incoming = list(
-            _with_counts(
-                Box.objects.filter(centre_id__in=labs, status=BoxStatus.SHIPPED)
-            ).order_by("shipped_at", "id")[:limit]
+            _with_counts(Box.objects.filter(centre_id__in=labs, status=BoxStatus.SHIPPED)).order_by(
+                "shipped_at", "id"
+            )[:limit]
         )
     audit_record(
         actor=actor,
@@ -277,7 +329,7 @@ def boxes_for_user(*, actor: User, limit: int = BOX_LIST_LIMIT) -> BoxLists:
     )
 
 
-# --- One box -----------------------------------------------------------------------------------------
+# --- One box -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -303,6 +355,18 @@ class BoxDetail:
     @property
     def received(self) -> int:
         return sum(1 for s in self.specimens if s.status == SpecimenStatus.RECEIVED)
+
+    @property
+    def lines(self) -> list[SpecimenLine]:
+        return lines(self.specimens)
+
+    @property
+    def ready_lines(self) -> list[SpecimenLine]:
+        return lines(self.ready)
+
+    @property
+    def custody(self) -> list[tuple[SpecimenEvent, str]]:
+        return [(e, event_label(e.kind)) for e in self.events]
 
 
 def box_specimens(box: Box) -> list[Specimen]:
@@ -348,7 +412,7 @@ def box_detail_for_user(*, actor: User, box_id: int, action: str = "lab.box.view
     )
 
 
-# --- The receiving desk ------------------------------------------------------------------------------
+# --- The receiving desk --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -373,8 +437,13 @@ class ReceiveDesk:
     def percent(self) -> int:
         return round(100 * self.checked / len(self.expected)) if self.expected else 0
 
+    @property
+    def expected_lines(self) -> list[SpecimenLine]:
+        return lines(self.expected)
 
-_CHECKED = frozenset({SpecimenStatus.RECEIVED, SpecimenStatus.REJECTED})
+    @property
+    def recent_lines(self) -> list[SpecimenLine]:
+        return lines(self.recent)
 
 
 def receive_desk_for_user(*, actor: User, box_id: int | None = None) -> ReceiveDesk:
@@ -412,7 +481,7 @@ def receive_desk_for_user(*, actor: User, box_id: int | None = None) -> ReceiveD
     )
 
 
-# --- Discrepancies ---------------------------------------------------------------------------------
+# --- Discrepancies -------------------------------------------------------------------------------
 
 
 class DiscrepancyKind:
@@ -428,6 +497,10 @@ class DiscrepancyRow:
     # Since when: the receipt (unshipped), the box's receipt (not scanned), the hand-over.
     since: dt.datetime
     hours: int
+
+    @property
+    def line(self) -> SpecimenLine:
+        return SpecimenLine(self.specimen)
 
 
 @dataclass(frozen=True)
@@ -502,7 +575,9 @@ def discrepancy_centres_for(actor: User) -> list[DiagnosticCentre]:
     return sorted(centres.values(), key=lambda c: (c.pk not in ids, c.name))
 
 
-def _rows(kind: str, specimens: QuerySet[Specimen], when: str, now: dt.datetime) -> list[DiscrepancyRow]:
+def _rows(
+    kind: str, specimens: QuerySet[Specimen], when: str, now: dt.datetime
+) -> list[DiscrepancyRow]:
     rows = []
     for specimen in specimens.order_by("id")[:500]:
         since = _since(specimen, when) or specimen.collected_at

@@ -29,6 +29,10 @@ GROUP_PERMISSIONS: list[tuple[str, str, tuple[str, ...]]] = [
     ("association", "membership", ("view", "add", "change")),
     ("accounts", "user", ("view", "add", "change")),
     ("imaging", "aetitle", ("view", "add", "change")),
+    ("lab", "labtest", ("view", "add", "change")),
+    ("lab", "referencerange", ("view", "add", "change", "delete")),
+    ("lab", "panel", ("view", "add", "change")),
+    ("lab", "labpolicy", ("view", "add", "change")),
 ]
 
 

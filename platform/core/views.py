@@ -26,6 +26,7 @@ from audit.services import audit_record
 from consult.home import consult_home_context
 from core.health import readiness
 from imaging.home import imaging_home_context
+from lab.lab_home import lab_home_context
 from realtime.selectors import notification_list_for_user
 from records.models import Patient
 from records.selectors import AccessDenied, NotFound, patient_search_for_user
@@ -199,6 +200,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context = _home_context(request, membership)
     context.update(imaging_home_context(request, membership))
     context.update(consult_home_context(request, membership))
+    context.update(lab_home_context(request, membership))
     context["membership"] = membership
     context["partial_template"] = f"core/home/{context['partial']}.html"
     context["notifications"] = (

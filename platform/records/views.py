@@ -22,6 +22,7 @@ from audit.services import audit_record
 from consult.home import patient_consult_context
 from core.views import audit_invalid_form, domain_errors, error_page, render_invalid
 from imaging.home import patient_imaging_context
+from lab.home import patient_lab_context
 from records.forms import (
     ConsentForm,
     ConsentWithdrawForm,
@@ -138,6 +139,7 @@ def _patient_page(
         "timeline": record.timeline,
         "can_edit": editable,
         **patient_imaging_context(request.user, patient),
+        **patient_lab_context(request.user, patient),
         **patient_consult_context(request.user, patient),
         "consent_form": consent_form,
         "withdraw_error": withdraw_error,

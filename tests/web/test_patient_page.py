@@ -204,7 +204,9 @@ def test_patient_page_queries_do_not_grow_with_the_timeline(
         )
     client = login_as("township")
 
-    with django_assert_max_num_queries(18):
+    # A fixed number: the page's own reads plus one or two per domain card (imaging,
+    # consults, lab), none of which grows with the timeline.
+    with django_assert_max_num_queries(21):
         response = client.get(f"/patients/{liu.pk}/")
 
     assert response.content.decode().count('class="timeline-item') == 27

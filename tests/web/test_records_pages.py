@@ -63,7 +63,7 @@ def test_search_page_makes_the_same_few_queries_however_many_residents(
             home_institution=home,
             registered_by=actors.village,
         )
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         response = client.get("/patients/")
     assert 'data-results="19"' in response.content.decode()
 

@@ -3,10 +3,14 @@
  *
  * Protocol (docs/protocols.md): the server greets with {"type":"hello","unread":N} and
  * then sends {"type":"notification","notification":{id, kind, severity, title, body,
- * link, patient_id, created_at, read}}. After a dropped link we reconnect with growing
+ * link, patient_id, payload, created_at, read}}. After a dropped link we reconnect with growing
  * back-off and send {"type":"resume","after":lastId} so nothing sent meanwhile is lost.
  * "hello" also says how many unread notifications follow it as a backlog: those are
  * already in its count.
+ *
+ * A notification whose payload carries an "ack_url" (a critical lab value) gets an
+ * "Acknowledge" button with an optional note: it POSTs to that URL asking for JSON, then
+ * says "Acknowledged", or shows the server's reason (e.g. already acknowledged by whom).
  *
  * Plain ES5 on purpose: clinics run old Chromium-based browsers.
  */
@@ -65,6 +69,105 @@
     }
   }
 
+  function csrfToken() {
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (match) {
+      return decodeURIComponent(match[1]);
+    }
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function ackUrlOf(n) {
+    var url = n.payload && typeof n.payload === "object" ? n.payload.ack_url : "";
+    return isLocalLink(url) ? url : "";
+  }
+
+  // The page's banner counts the open critical values; one fewer once acknowledged here.
+  function bannerAcknowledged() {
+    var banner = document.querySelector(".crit-banner[data-critical-open]");
+    if (!banner) {
+      return;
+    }
+    var left = (parseInt(banner.getAttribute("data-critical-open"), 10) || 1) - 1;
+    banner.setAttribute("data-critical-open", String(left));
+    if (left <= 0) {
+      banner.setAttribute("hidden", "");
+    }
+  }
+
+  function acknowledgeForm(el, n, url) {
+    var form = document.createElement("form");
+    form.className = "toast-ack";
+    form.setAttribute("method", "post");
+    form.setAttribute("action", url);
+    var note = document.createElement("input");
+    note.type = "text";
+    note.name = "note";
+    note.maxLength = 300;
+    note.autocomplete = "off";
+    note.placeholder = label("ack-note", "Action taken (optional)");
+    note.setAttribute("aria-label", note.placeholder);
+    note.style.cssText = "width:100%;box-sizing:border-box;font:inherit;font-size:.9rem;" +
+      "padding:5px 8px;margin:4px 0 6px;border:1px solid #b9c7cf;border-radius:6px;";
+    var button = document.createElement("button");
+    button.type = "submit";
+    button.className = "toast-ack-button";
+    button.textContent = label("acknowledge", "Acknowledge");
+    button.style.cssText = "font:inherit;font-size:.9rem;font-weight:600;padding:5px 14px;" +
+      "border:0;border-radius:6px;background:#b42318;color:#fff;cursor:pointer;";
+    var status = document.createElement("p");
+    status.className = "toast-ack-status";
+    status.setAttribute("role", "status");
+    status.style.cssText = "margin:6px 0 0;font-size:.9rem;font-weight:600;";
+
+    function failed(message) {
+      status.textContent = message || label("ack-failed", "Could not acknowledge.");
+      status.style.color = "#a12a1c";
+      button.disabled = false;
+    }
+
+    form.onsubmit = function (event) {
+      if (event && event.preventDefault) {
+        event.preventDefault();
+      }
+      button.disabled = true;
+      status.textContent = "";
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url, true);
+      xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded");
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-CSRFToken", csrfToken());
+      xhr.onload = function () {
+        var answer = null;
+        try {
+          answer = JSON.parse(xhr.responseText);
+        } catch (e) {
+          answer = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300 && answer && answer.ok) {
+          status.textContent = "\u2713 " + label("acknowledged", "Acknowledged");
+          status.style.color = "#1f6a43";
+          form.removeChild(note);
+          form.removeChild(button);
+          el.className += " toast-acknowledged";
+          send({ type: "ack", ids: [n.id] });
+          bannerAcknowledged();
+        } else {
+          failed(answer && typeof answer.message === "string" ? answer.message : "");
+        }
+      };
+      xhr.onerror = function () { failed(""); };
+      xhr.send("note=" + encodeURIComponent(note.value));
+      return false;
+    };
+
+    form.appendChild(note);
+    form.appendChild(button);
+    form.appendChild(status);
+    return form;
+  }
+
   function showToast(n) {
     var severity = n.severity === "critical" || n.severity === "urgent" ? n.severity : "info";
     var el = document.createElement("div");
@@ -81,6 +184,11 @@
       body.className = "toast-body";
       body.textContent = n.body;
       el.appendChild(body);
+    }
+
+    var ackUrl = ackUrlOf(n);
+    if (ackUrl) {
+      el.appendChild(acknowledgeForm(el, n, ackUrl));
     }
 
     var actions = document.createElement("div");

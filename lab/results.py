@@ -1,0 +1,1213 @@
+"""Results of the lab centre: entry, technical validation, the signed report and amendments.
+
+A technician of the order's centre enters a value per ordered test (or imports an analyser
+file, ``lab.importing``); the value is read (``lab.flags``), checked against the plausible
+range, flagged against the critical limits and the resident's reference range (stored with
+the result as it was applied), and a critical value raises an alert (``lab.critical``) in
+the same transaction. The bench technician then validates the run technically; whoever
+validates clinically signs the report: every result is frozen into version 1 with its PDF,
+filed to the resident's timeline, and the ordering doctor is told at once. A signed result
+changes only through :func:`report_amend`, which adds a version.
+
+Checks that depend on the order's state run inside the write transaction under the order's
+row lock; a refusal is audited after the transaction is rolled back, so nothing is ever
+half-saved and the refusal's audit event is never lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone, translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.models import User
+from audit.models import Outcome
+from lab.access import as_lab, load_order
+from lab.catalogue import reference_for
+from lab.flags import (
+    ARROWS,
+    Reading,
+    ValueProblem,
+    flag_reading,
+    plausible,
+    range_label,
+    read_value,
+    reference_label,
+)
+from lab.models import (
+    CRITICAL_FLAGS,
+    AlertStatus,
+    CriticalAlert,
+    Flag,
+    ImportBatch,
+    ItemStatus,
+    LabOrder,
+    LabReport,
+    LabReportVersion,
+    OrderItem,
+    OrderStatus,
+    ReferenceRange,
+    Result,
+    ResultChange,
+    ResultSource,
+    SpecimenStatus,
+)
+from lab.report_pdf import report_document, report_pdf_render, report_rows
+from lab.workflow_common import (
+    MAX_NOTE,
+    MAX_REASON,
+    audit_order,
+    notify,
+    order_link,
+    refuse,
+    timeline_title,
+)
+from objectstore import ObjectNotFound, ObjectStoreError, get_store
+from realtime.models import Severity
+from records.selectors import NotFound
+from records.services import InvalidRecord, timeline_add
+
+logger = logging.getLogger(__name__)
+
+ACTION_SAVE = "lab.result.save"
+ACTION_VALIDATE = "lab.result.validate_technical"
+ACTION_SIGN = "lab.report.sign"
+ACTION_AMEND = "lab.report.amend"
+ACTION_PDF = "lab.report.pdf"
+ACTION_VIEW = "lab.results.view"
+
+PDF_PREFIX = "lab/reports"
+MAX_COMMENT = 300
+DEFAULT_VALID_DAYS = 30
+# Items that are reported: a cancelled test or a rejected specimen is not.
+ACTIVE_ITEM_STATUSES = (
+    ItemStatus.PENDING,
+    ItemStatus.RESULTED,
+    ItemStatus.TECH_VALIDATED,
+    ItemStatus.VALIDATED,
+)
+_FIRST_RESULT_FROM = (
+    OrderStatus.COLLECTED,
+    OrderStatus.SHIPPED,
+    OrderStatus.RECEIVED,
+)
+ITEM_RELATED = ("test", "specimen", "order", "order__patient")
+
+
+# --- Messages ----------------------------------------------------------------------------------
+
+
+class Message(Promise):
+    """``template % params``, translated when shown; the audit trail stores it in English.
+
+    :meth:`as_data` keeps it as JSON (an import preview's row) to be shown later in the
+    reader's language by :func:`message_text`.
+    """
+
+    def __init__(self, template: str | Promise, **params: object) -> None:
+        self.template = template
+        self.params = params
+
+    def __str__(self) -> str:
+        return str(self.template) % {key: str(value) for key, value in self.params.items()}
+
+    def as_data(self) -> dict[str, Any]:
+        params: dict[str, object] = {}
+        for key, value in self.params.items():
+            if isinstance(value, TestName):
+                params[key] = {"name": value.test.name, "name_en": value.test.name_en}
+            else:
+                params[key] = english(str(value)) if isinstance(value, Promise) else str(value)
+        return {"msgid": english(self.template), "params": params}
+
+
+def msg(template: str | Promise, **params: object) -> Message:
+    """A message with parameters, translated when shown."""
+    return Message(template, **params)
+
+
+def message_data(message: str | Promise) -> dict[str, Any]:
+    """Any message as JSON for :func:`message_text`."""
+    if isinstance(message, Message):
+        return message.as_data()
+    return {"msgid": english(message), "params": {}}
+
+
+def message_text(data: Mapping[str, Any]) -> str:
+    """A message kept by :func:`message_data`, in the active language."""
+    language = translation.get_language() or ""
+    params: dict[str, str] = {}
+    for key, value in (data.get("params") or {}).items():
+        if isinstance(value, dict):
+            english_name = language.startswith("en") and value.get("name_en")
+            params[key] = str(english_name or value.get("name", ""))
+        else:
+            params[key] = str(value)
+    try:
+        return _(str(data.get("msgid", ""))) % params
+    except (KeyError, TypeError, ValueError):
+        return str(data.get("msgid", ""))
+
+
+class TestName:
+    """A test's name in the language active when the message is shown."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, test: Any) -> None:
+        self.test = test
+
+    def __str__(self) -> str:
+        return str(self.test.display_name)
+
+
+def english(message: str | Promise) -> str:
+    with translation.override("en"):
+        return str(message)
+
+
+class ResultProblem(Exception):
+    """Why one value cannot be saved now (not audited yet)."""
+
+    def __init__(self, message: str | Promise) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ResultsRefused(InvalidRecord):
+    """Some of the values sent could not be saved (nothing was); ``errors`` by item id."""
+
+    def __init__(self, message: str | Promise, errors: Mapping[int, str | Promise]) -> None:
+        super().__init__(message)
+        self.errors = dict(errors)
+
+
+class _Conflict(Exception):
+    """The order or report changed between the checks and the write."""
+
+
+# --- Reading and checking one value ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """One value to save: the ordered test, what was typed, and why when it is a correction."""
+
+    item_id: int
+    value: str
+    comment: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Prepared:
+    """A value checked against its test, ready to be written."""
+
+    item: OrderItem
+    reading: Reading
+    flag: str
+    reference: ReferenceRange | None
+    comment: str
+    reason: str
+    existing: Result | None
+    value_changed: bool
+    changed: bool = field(default=True)
+
+
+def existing_result(item: OrderItem) -> Result | None:
+    try:
+        return item.result
+    except Result.DoesNotExist:
+        return None
+
+
+def snapshot_reference(result: Result) -> ReferenceRange:
+    """The reference range applied when the result was first entered (kept on amendment)."""
+    text = (
+        result.reference_text
+        if result.reference_low is None and result.reference_high is None
+        else ""
+    )
+    return ReferenceRange(low=result.reference_low, high=result.reference_high, text=text)
+
+
+def reference_of(item: OrderItem) -> ReferenceRange | None:
+    """The resident's reference range for the item's test on the day it was collected."""
+    patient = item.order.patient
+    drawn = item.specimen.collected_at if item.specimen is not None else timezone.now()
+    return reference_for(
+        item.test,
+        sex=patient.sex,
+        birth_date=patient.birth_date,
+        on=timezone.localdate(drawn),
+    )
+
+
+def state_problem(item: OrderItem, *, amending: bool = False) -> Promise | None:
+    """Why no result can be saved for ``item`` now, or None."""
+    name = TestName(item.test)
+    specimen = item.specimen
+    if item.order.status == OrderStatus.CANCELLED or item.status == ItemStatus.CANCELLED:
+        return gettext_lazy("The order was cancelled; the result was not saved.")
+    if item.status == ItemStatus.REJECTED or (
+        specimen is not None and specimen.status == SpecimenStatus.REJECTED
+    ):
+        return msg(
+            gettext_lazy("The specimen for %(test)s was rejected; no result can be saved."),
+            test=name,
+        )
+    if specimen is None or specimen.status != SpecimenStatus.RECEIVED:
+        return msg(
+            gettext_lazy("The specimen for %(test)s has not been received at the lab yet."),
+            test=name,
+        )
+    if amending and item.status != ItemStatus.VALIDATED:
+        return msg(gettext_lazy("%(test)s is not part of the signed report."), test=name)
+    if not amending and item.status == ItemStatus.VALIDATED:
+        return msg(
+            gettext_lazy(
+                "%(test)s is validated in the signed report; amend the report to change it."
+            ),
+            test=name,
+        )
+    return None
+
+
+def _value_problem(item: OrderItem, problem: ValueProblem) -> Promise:
+    name = TestName(item.test)
+    if problem.kind == "empty":
+        return msg(gettext_lazy("Enter a value for %(test)s."), test=name)
+    if problem.kind == "too_long":
+        return msg(
+            gettext_lazy("The result for %(test)s is too long (at most 200 characters)."),
+            test=name,
+        )
+    if problem.kind == "too_large":
+        return msg(
+            gettext_lazy("%(value)s is too large for %(test)s: check the value."),
+            value=problem.text,
+            test=name,
+        )
+    return msg(
+        gettext_lazy("“%(value)s” is not a number: enter %(test)s as digits, for example 4.5."),
+        value=problem.text,
+        test=name,
+    )
+
+
+def implausible(item: OrderItem, reading: Reading) -> Promise:
+    test = item.test
+    return msg(
+        gettext_lazy(
+            "%(value)s %(unit)s is outside any plausible value for %(test)s (%(range)s):"
+            " check the unit and the value"
+        ),
+        value=reading.display,
+        unit=test.unit,
+        test=TestName(test),
+        range=range_label(test.plausible_low, test.plausible_high),
+    )
+
+
+def prepare(
+    item: OrderItem,
+    entry: ResultEntry,
+    *,
+    require_reason: bool = True,
+    amending: bool = False,
+) -> Prepared:
+    """Check one value for ``item`` (loaded with ``ITEM_RELATED`` and its result).
+
+    Raises
+    ------
+    ResultProblem
+    """
+    problem = state_problem(item, amending=amending)
+    if problem is not None:
+        raise ResultProblem(problem)
+    try:
+        reading = read_value(item.test, entry.value)
+    except ValueProblem as exc:
+        raise ResultProblem(_value_problem(item, exc)) from None
+    if reading.bound is not None and not plausible(item.test, reading.bound):
+        raise ResultProblem(implausible(item, reading))
+    comment = (entry.comment or "").strip()
+    reason = (entry.reason or "").strip()
+    if len(comment) > MAX_COMMENT:
+        raise ResultProblem(gettext_lazy("The comment is too long (at most 300 characters)."))
+    if len(reason) > MAX_REASON:
+        raise ResultProblem(gettext_lazy("The reason is too long (at most 300 characters)."))
+    existing = existing_result(item)
+    reference = snapshot_reference(existing) if amending and existing else reference_of(item)
+    value_changed = existing is None or (existing.value_numeric, existing.value_text) != (
+        reading.numeric,
+        reading.text,
+    )
+    if existing is not None and value_changed and require_reason and not reason:
+        raise ResultProblem(
+            msg(
+                gettext_lazy("Say why the result of %(test)s is corrected (was %(old)s)."),
+                test=TestName(item.test),
+                old=existing.display_value,
+            )
+        )
+    return Prepared(
+        item=item,
+        reading=reading,
+        flag=flag_reading(item.test, reading, reference),
+        reference=reference,
+        comment=comment,
+        reason=reason,
+        existing=existing,
+        value_changed=value_changed,
+        changed=value_changed or existing is None or existing.comment != comment,
+    )
+
+
+# --- Writing -----------------------------------------------------------------------------------
+
+
+def _display(prepared: Prepared) -> str:
+    if prepared.reading.numeric is None:
+        return prepared.reading.text
+    return f"{prepared.reading.numeric:.{prepared.item.test.decimals}f}"
+
+
+def write_result(
+    prepared: Prepared,
+    *,
+    actor: User,
+    now: dt.datetime,
+    source: str = ResultSource.MANUAL,
+    batch: ImportBatch | None = None,
+    validated: bool = False,
+) -> Result:
+    """Write one checked value (inside the caller's transaction); alerts follow the flag."""
+    item, existing = prepared.item, prepared.existing
+    reference = prepared.reference
+    values: dict[str, Any] = {
+        "value_numeric": prepared.reading.numeric,
+        "value_text": prepared.reading.text,
+        "unit": item.test.unit,
+        "flag": prepared.flag,
+        "reference_low": reference.low if reference is not None else None,
+        "reference_high": reference.high if reference is not None else None,
+        "reference_text": reference_label(
+            reference.low if reference else None,
+            reference.high if reference else None,
+            reference.text if reference else "",
+        ),
+        "comment": prepared.comment,
+        "source": source,
+        "batch": batch,
+    }
+    if validated:  # an amendment: validated again by the person who signs it
+        values |= {"validated_by": actor, "validated_at": now}
+    else:
+        values |= {
+            "entered_by": actor,
+            "entered_at": now,
+            "tech_validated_by": None,
+            "tech_validated_at": None,
+        }
+    if existing is None:
+        result = Result.objects.create(item=item, **values)
+    else:
+        old_value = existing.display_value
+        for name, value in values.items():
+            setattr(existing, name, value)
+        existing.save()
+        result = existing
+        if prepared.value_changed:
+            ResultChange.objects.create(
+                result=result,
+                old_value=old_value,
+                new_value=_display(prepared),
+                reason=prepared.reason,
+                actor=actor,
+                at=now,
+            )
+    if not validated:
+        OrderItem.objects.filter(pk=item.pk).update(status=ItemStatus.RESULTED)
+        item.status = ItemStatus.RESULTED
+        LabOrder.objects.filter(pk=item.order_id, status__in=_FIRST_RESULT_FROM).update(
+            status=OrderStatus.IN_PROGRESS, updated_at=now
+        )
+    if prepared.value_changed:
+        _follow_critical(result=result, actor=actor, prepared=prepared)
+    return result
+
+
+def _follow_critical(*, result: Result, actor: User, prepared: Prepared) -> None:
+    """Raise an alert for a new critical value; withdraw the open one of a corrected value.
+
+    ``lab.critical.alert_raise`` itself replaces an open alert of an earlier critical value.
+    """
+    critical_now = result.flag in CRITICAL_FLAGS
+    if (
+        not critical_now
+        and not CriticalAlert.objects.filter(result=result, status=AlertStatus.OPEN).exists()
+    ):
+        return
+    # Imported when needed: this module does not depend on lab.critical at import time.
+    from lab import critical
+
+    if critical_now:
+        critical.alert_raise(result=result, actor=actor)
+        return
+    why = f"corrected to {_display(prepared)} {result.unit}".strip()
+    if prepared.reason:
+        why += f": {prepared.reason}"
+    critical.alerts_withdraw(result=result, actor=actor, reason=why[:MAX_REASON])
+
+
+def load_items(item_ids: Iterable[int]) -> dict[int, OrderItem]:
+    """Items with what checking a value needs, in a few queries."""
+    items = (
+        OrderItem.objects.filter(pk__in=list(item_ids))
+        .select_related(*ITEM_RELATED, "result")
+        .prefetch_related("test__ranges")
+    )
+    return {item.pk: item for item in items}
+
+
+def _lock_orders(order_ids: Iterable[int]) -> None:
+    list(LabOrder.objects.select_for_update().filter(pk__in=sorted(set(order_ids))).only("pk"))
+
+
+def save_entries(
+    *,
+    actor: User,
+    entries: Sequence[ResultEntry],
+    source: str = ResultSource.MANUAL,
+    batch: ImportBatch | None = None,
+    require_reason: bool = True,
+) -> list[Result]:
+    """Check and write ``entries`` (call inside a transaction; access checked by the caller).
+
+    Raises
+    ------
+    ResultsRefused
+        Some entries cannot be saved: nothing was written (the caller's transaction rolls
+        back), and nothing is audited yet.
+    """
+    items = load_items(e.item_id for e in entries)
+    _lock_orders(i.order_id for i in items.values())
+    items = load_items(items)  # fresh, under the lock
+    errors: dict[int, str | Promise] = {}
+    ready: list[Prepared] = []
+    seen: set[int] = set()
+    for entry in entries:
+        item = items.get(entry.item_id)
+        if entry.item_id in seen:
+            errors[entry.item_id] = gettext_lazy("This test was sent twice; send each value once.")
+            continue
+        seen.add(entry.item_id)
+        if item is None:
+            errors[entry.item_id] = gettext_lazy("This test is not part of the order.")
+            continue
+        try:
+            ready.append(prepare(item, entry, require_reason=require_reason))
+        except ResultProblem as exc:
+            errors[entry.item_id] = exc.message
+    if errors:
+        first = next(iter(errors.values()))
+        raise ResultsRefused(first, errors)
+    now = timezone.now()
+    return [
+        write_result(p, actor=actor, now=now, source=source, batch=batch)
+        for p in ready
+        if p.changed
+    ]
+
+
+def _refuse_entries(
+    *, actor: User, action: str, order: LabOrder, refused: ResultsRefused
+) -> ResultsRefused:
+    audit_order(
+        actor=actor,
+        action=action,
+        order=order,
+        outcome=Outcome.FAILED,
+        reason=english(refused.args[0]),
+        detail={"items": {str(k): english(v) for k, v in refused.errors.items()}},
+    )
+    return refused
+
+
+def result_save(
+    *,
+    actor: User,
+    item_id: int,
+    value: str,
+    comment: str = "",
+    source: str = ResultSource.MANUAL,
+    batch: ImportBatch | None = None,
+    reason: str = "",
+) -> Result:
+    """Save the result of one ordered test; a correction of an entered value needs a reason.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    """
+    order_id = OrderItem.objects.filter(pk=item_id).values_list("order_id", flat=True).first()
+    if order_id is None:
+        audit_order_missing(actor=actor, item_id=item_id, action=ACTION_SAVE)
+    order = as_lab(actor=actor, order_id=cast(int, order_id), action=ACTION_SAVE)
+    entry = ResultEntry(item_id=item_id, value=value, comment=comment, reason=reason)
+    results = results_save(
+        actor=actor, order_id=order.pk, entries=[entry], source=source, batch=batch
+    )
+    if results:
+        return results[0]
+    return Result.objects.get(item_id=item_id)
+
+
+def audit_order_missing(*, actor: User, item_id: int, action: str) -> None:
+    """An unknown ordered test: audited, then ``NotFound``."""
+    from audit.services import audit_record
+
+    audit_record(
+        actor=actor,
+        action=action,
+        outcome=Outcome.FAILED,
+        resource_type="lab_item",
+        resource_id=item_id,
+        reason="no such ordered test",
+    )
+    raise NotFound(_("No such ordered test."))
+
+
+def results_save(
+    *,
+    actor: User,
+    order_id: int,
+    entries: Sequence[ResultEntry],
+    source: str = ResultSource.MANUAL,
+    batch: ImportBatch | None = None,
+) -> list[Result]:
+    """Save several results of one order at once: all of them or none (the entry page).
+
+    Returns the results written (unchanged values are skipped).
+
+    Raises
+    ------
+    AccessDenied, NotFound, ResultsRefused
+    """
+    order = as_lab(actor=actor, order_id=order_id, action=ACTION_SAVE)
+    if not entries:
+        raise refuse(
+            actor=actor,
+            action=ACTION_SAVE,
+            order=order,
+            message=gettext_lazy("Enter at least one value."),
+        )
+    foreign = set(
+        OrderItem.objects.filter(pk__in=[e.item_id for e in entries])
+        .exclude(order_id=order.pk)
+        .values_list("pk", flat=True)
+    )
+    try:
+        with transaction.atomic():
+            if foreign:
+                raise ResultsRefused(
+                    gettext_lazy("This test is not part of the order."),
+                    {pk: gettext_lazy("This test is not part of the order.") for pk in foreign},
+                )
+            results = save_entries(actor=actor, entries=entries, source=source, batch=batch)
+            for result in results:
+                audit_order(
+                    actor=actor,
+                    action=ACTION_SAVE,
+                    order=order,
+                    detail=_result_detail(result),
+                )
+    except ResultsRefused as exc:
+        raise _refuse_entries(actor=actor, action=ACTION_SAVE, order=order, refused=exc) from None
+    return results
+
+
+def _result_detail(result: Result) -> dict[str, Any]:
+    return {
+        "item": result.item_id,
+        "test": result.item.test.code,
+        "flag": result.flag,
+        "source": result.source,
+        "batch": result.batch_id,
+    }
+
+
+# --- Technical validation ----------------------------------------------------------------------
+
+
+def results_validate_technical(
+    *, actor: User, order_id: int, item_ids: list[int] | None = None
+) -> int:
+    """The bench technician checked the run: entered results become technically validated.
+
+    ``item_ids`` limits it to some results (all entered ones when None). Returns how many.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    """
+    order = as_lab(actor=actor, order_id=order_id, action=ACTION_VALIDATE)
+    problem: Promise | None = None
+    if order.status == OrderStatus.CANCELLED:
+        problem = gettext_lazy("The order was cancelled.")
+    elif item_ids is not None and not item_ids:
+        problem = gettext_lazy("Tick the results to validate.")
+    if problem is None and item_ids is not None:
+        wrong = OrderItem.objects.filter(pk__in=item_ids).exclude(
+            order=order, status=ItemStatus.RESULTED
+        )
+        missing = set(item_ids) - set(
+            OrderItem.objects.filter(pk__in=item_ids).values_list("pk", flat=True)
+        )
+        if wrong.exists() or missing:
+            problem = gettext_lazy(
+                "Only entered results of this order that are not yet validated can be validated."
+            )
+    if problem is not None:
+        raise refuse(actor=actor, action=ACTION_VALIDATE, order=order, message=problem)
+    chosen = OrderItem.objects.filter(order=order, status=ItemStatus.RESULTED)
+    if item_ids is not None:
+        chosen = chosen.filter(pk__in=item_ids)
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(chosen.select_for_update().values_list("pk", flat=True))
+        count = OrderItem.objects.filter(pk__in=ids, status=ItemStatus.RESULTED).update(
+            status=ItemStatus.TECH_VALIDATED
+        )
+        Result.objects.filter(item_id__in=ids).update(
+            tech_validated_by=actor, tech_validated_at=now
+        )
+        if count:
+            audit_order(actor=actor, action=ACTION_VALIDATE, order=order, detail={"items": ids})
+    if not count:
+        raise refuse(
+            actor=actor,
+            action=ACTION_VALIDATE,
+            order=order,
+            message=gettext_lazy("There are no entered results waiting for technical validation."),
+        )
+    return count
+
+
+# --- Signing and amending ----------------------------------------------------------------------
+
+
+def report_items(order: LabOrder) -> list[OrderItem]:
+    """The order's items in report order, with their test, specimen and result."""
+    return list(
+        OrderItem.objects.filter(order=order)
+        .exclude(status=ItemStatus.CANCELLED)
+        .select_related("test", "specimen", "result")
+        .order_by("specimen__barcode", "test__sort_order", "test__code")
+    )
+
+
+def _sign_problem(order: LabOrder, items: Sequence[OrderItem]) -> Promise | None:
+    if order.status == OrderStatus.CANCELLED:
+        return gettext_lazy("The order was cancelled; there is nothing to report.")
+    if LabReport.objects.filter(order=order).exists():
+        return gettext_lazy("The report is signed already; amend it to change a result.")
+    active = [i for i in items if i.status in ACTIVE_ITEM_STATUSES]
+    if not active:
+        return gettext_lazy("No test of this order has a specimen to report on.")
+    waiting = [i for i in active if i.status != ItemStatus.TECH_VALIDATED]
+    if waiting:
+        return msg(
+            gettext_lazy(
+                "Validate every result technically before signing; still waiting: %(tests)s."
+            ),
+            tests=", ".join(i.test.code for i in waiting),
+        )
+    return None
+
+
+def _store_pdf(pdf: bytes) -> tuple[str, str, int]:
+    stored = get_store().put(
+        io.BytesIO(pdf), prefix=PDF_PREFIX, content_type="application/pdf", size=len(pdf)
+    )
+    return stored.key, stored.sha256, stored.size
+
+
+def _discard(key: str) -> None:
+    try:
+        get_store().delete(key)
+    except ObjectStoreError:  # an orphan object is harmless; a half-stored report is not
+        logger.exception("could not delete the unused lab report PDF %s", key)
+
+
+def _render(
+    *,
+    order: LabOrder,
+    items: Sequence[OrderItem],
+    signer: User,
+    signed_at: dt.datetime,
+    version: int,
+    reason: str,
+    mutual_recognition: bool,
+    valid_until: dt.date | None,
+    comment: str,
+) -> tuple[list[dict[str, Any]], bytes]:
+    rows = report_rows(items)
+    document = report_document(
+        order=order,
+        rows=rows,
+        specimens=order.specimens.all(),
+        signer=signer,
+        signed_at=signed_at,
+        version=version,
+        reason=reason,
+        mutual_recognition=mutual_recognition,
+        valid_until=valid_until,
+        comment=comment,
+    )
+    return rows, report_pdf_render(document)
+
+
+def _announce(
+    *, actor: User, order: LabOrder, version: LabReportVersion, amended: bool, summary: str
+) -> None:
+    """The timeline entry, the requester's notification and the audit event of a version."""
+    kind = "lab.report_amended" if amended else "lab.report_signed"
+    timeline_add(
+        patient=order.patient,
+        kind=kind,
+        title=timeline_title(kind),
+        summary=f"{order.number}: {summary}"[:500],
+        institution=order.centre.host,
+        actor=actor,
+        link=order_link(order),
+        data={"order": order.pk, "version": version.version},
+    )
+    critical = any(row.get("flag") in CRITICAL_FLAGS for row in version.results)
+    if amended:
+        title = gettext_lazy("Lab report amended: %(number)s for %(name)s")
+    else:
+        title = gettext_lazy("Lab report ready: %(number)s for %(name)s")
+    notify(
+        [order.requested_by],
+        order=order,
+        kind=kind,
+        title=title,
+        body=summary[:500],
+        severity=Severity.URGENT if critical else None,
+        payload={"version": version.version},
+    )
+    audit_order(
+        actor=actor,
+        action=ACTION_AMEND if amended else ACTION_SIGN,
+        order=order,
+        detail={"version": version.version, "pdf_sha256": version.pdf_sha256},
+    )
+
+
+def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The results in one line, the same in every language: "K 5.6 mmol/L ↑, NA 139 mmol/L"."""
+    parts = []
+    for row in rows:
+        if not row.get("value"):
+            continue
+        flag = str(row.get("flag") or "")
+        arrow = ARROWS.get(Flag(flag), "") if flag in Flag.values else ""
+        parts.append(" ".join(p for p in (row["code"], row["value"], row.get("unit"), arrow) if p))
+    return ", ".join(parts)
+
+
+def report_sign(
+    *,
+    actor: User,
+    order_id: int,
+    mutual_recognition: bool = True,
+    valid_until: dt.date | None = None,
+    comment: str = "",
+) -> LabReport:
+    """Validate clinically and sign: version 1 with its PDF, the order reported, the doctor told.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    objectstore.StoreUnavailable
+        The PDF could not be stored; nothing was changed.
+    """
+    order = as_lab(actor=actor, order_id=order_id, action=ACTION_SIGN)
+    comment = (comment or "").strip()
+    items = report_items(order)
+    problem = _sign_problem(order, items)
+    if problem is None and len(comment) > MAX_NOTE:
+        problem = gettext_lazy("The comment is too long (at most 1000 characters).")
+    if problem is None and valid_until is not None and valid_until < timezone.localdate():
+        problem = gettext_lazy("The validity must end today or later.")
+    if problem is not None:
+        raise refuse(actor=actor, action=ACTION_SIGN, order=order, message=problem)
+    valid_until = valid_until if mutual_recognition else None
+    now = timezone.now()
+    rows, pdf = _render(
+        order=order,
+        items=items,
+        signer=actor,
+        signed_at=now,
+        version=1,
+        reason="",
+        mutual_recognition=mutual_recognition,
+        valid_until=valid_until,
+        comment=comment,
+    )
+    key, sha256, size = _store_pdf(pdf)
+    ids = [i.pk for i in items if i.status == ItemStatus.TECH_VALIDATED]
+    try:
+        with transaction.atomic():
+            _lock_orders([order.pk])
+            moved = OrderItem.objects.filter(pk__in=ids, status=ItemStatus.TECH_VALIDATED).update(
+                status=ItemStatus.VALIDATED
+            )
+            if (
+                moved != len(ids)
+                or OrderItem.objects.filter(
+                    order=order, status__in=[ItemStatus.PENDING, ItemStatus.RESULTED]
+                ).exists()
+            ):
+                raise _Conflict(gettext_lazy("The results changed meanwhile. Reload the page."))
+            Result.objects.filter(item_id__in=ids).update(validated_by=actor, validated_at=now)
+            report = LabReport.objects.create(
+                order=order,
+                version=1,
+                signed_by=actor,
+                signed_at=now,
+                mutual_recognition=mutual_recognition,
+                valid_until=valid_until,
+                comment=comment,
+            )
+            version = LabReportVersion.objects.create(
+                report=report,
+                version=1,
+                signed_by=actor,
+                signed_at=now,
+                results=rows,
+                mutual_recognition=mutual_recognition,
+                valid_until=valid_until,
+                comment=comment,
+                pdf_key=key,
+                pdf_sha256=sha256,
+                pdf_size=size,
+            )
+            changed = (
+                LabOrder.objects.filter(pk=order.pk)
+                .exclude(status=OrderStatus.CANCELLED)
+                .update(status=OrderStatus.REPORTED, reported_at=now, updated_at=now)
+            )
+            if not changed:
+                raise _Conflict(
+                    gettext_lazy("The order was cancelled; there is nothing to report.")
+                )
+            order.status, order.reported_at = OrderStatus.REPORTED, now
+            _announce(
+                actor=actor, order=order, version=version, amended=False, summary=_summary(rows)
+            )
+    except _Conflict as exc:
+        _discard(key)
+        raise refuse(actor=actor, action=ACTION_SIGN, order=order, message=exc.args[0]) from None
+    except IntegrityError:
+        _discard(key)
+        raise refuse(
+            actor=actor,
+            action=ACTION_SIGN,
+            order=order,
+            message=gettext_lazy("The report was signed meanwhile. Reload the page."),
+        ) from None
+    except BaseException:
+        _discard(key)
+        raise
+    return report
+
+
+def _amend_checks(
+    *, order: LabOrder, reason: str, values: Mapping[int, str], comment: str | None
+) -> tuple[LabReport, list[OrderItem], list[Prepared]]:
+    """The report, its items with the amended values applied in memory, and the changes.
+
+    Raises
+    ------
+    ResultProblem
+    """
+    report = LabReport.objects.filter(order=order).first()
+    if report is None:
+        raise ResultProblem(gettext_lazy("Only a signed report can be amended."))
+    if not reason or len(reason) > MAX_REASON:
+        raise ResultProblem(gettext_lazy("Say why the report is amended (at most 300 characters)."))
+    if comment is not None and len(comment.strip()) > MAX_NOTE:
+        raise ResultProblem(gettext_lazy("The comment is too long (at most 1000 characters)."))
+    items = report_items(order)
+    by_id = {i.pk: i for i in items}
+    loaded = load_items(values)
+    changes: list[Prepared] = []
+    for item_id, text in values.items():
+        item = loaded.get(item_id)
+        if item is None or item.order_id != order.pk or item_id not in by_id:
+            raise ResultProblem(gettext_lazy("This test is not part of the order."))
+        existing = existing_result(item)
+        entry = ResultEntry(
+            item_id=item_id,
+            value=text,
+            comment=existing.comment if existing else "",
+            reason=reason,
+        )
+        prepared = prepare(item, entry, amending=True)
+        if prepared.value_changed:
+            changes.append(prepared)
+    comment_changed = comment is not None and comment.strip() != report.comment
+    if not changes and not comment_changed:
+        raise ResultProblem(gettext_lazy("Nothing was changed."))
+    for prepared in changes:  # the new values, for the PDF (written in the transaction)
+        result = existing_result(by_id[prepared.item.pk])
+        if result is not None:
+            result.value_numeric = prepared.reading.numeric
+            result.value_text = prepared.reading.text
+            result.flag = prepared.flag
+    return report, items, changes
+
+
+def report_amend(
+    *,
+    actor: User,
+    order_id: int,
+    reason: str,
+    values: dict[int, str],
+    comment: str | None = None,
+) -> LabReport:
+    """Change signed results (or the report's comment) as a new version with its own PDF.
+
+    ``values`` maps ordered-test ids to their new values. Critical alerts follow the new
+    values; the requester is told; every earlier version is kept.
+
+    Raises
+    ------
+    AccessDenied, NotFound, InvalidRecord
+    objectstore.StoreUnavailable
+    """
+    order = as_lab(actor=actor, order_id=order_id, action=ACTION_AMEND)
+    reason = (reason or "").strip()
+    try:
+        report, items, changes = _amend_checks(
+            order=order, reason=reason, values=values, comment=comment
+        )
+    except ResultProblem as exc:
+        raise refuse(actor=actor, action=ACTION_AMEND, order=order, message=exc.message) from None
+    number = report.version + 1
+    new_comment = comment.strip() if comment is not None else report.comment
+    now = timezone.now()
+    rows, pdf = _render(
+        order=order,
+        items=items,
+        signer=actor,
+        signed_at=now,
+        version=number,
+        reason=reason,
+        mutual_recognition=report.mutual_recognition,
+        valid_until=report.valid_until,
+        comment=new_comment,
+    )
+    key, sha256, size = _store_pdf(pdf)
+    try:
+        with transaction.atomic():
+            _lock_orders([order.pk])
+            bumped = LabReport.objects.filter(pk=report.pk, version=report.version).update(
+                version=number, signed_by=actor, signed_at=now, comment=new_comment
+            )
+            if not bumped:
+                raise _Conflict(gettext_lazy("The report was amended meanwhile. Reload the page."))
+            fresh = load_items(p.item.pk for p in changes)
+            for prepared in changes:
+                again = prepare(
+                    fresh[prepared.item.pk],
+                    ResultEntry(
+                        prepared.item.pk, values[prepared.item.pk], prepared.comment, reason
+                    ),
+                    amending=True,
+                )
+                write_result(again, actor=actor, now=now, validated=True)
+            version = LabReportVersion.objects.create(
+                report=report,
+                version=number,
+                signed_by=actor,
+                signed_at=now,
+                results=rows,
+                mutual_recognition=report.mutual_recognition,
+                valid_until=report.valid_until,
+                comment=new_comment,
+                amendment_reason=reason,
+                pdf_key=key,
+                pdf_sha256=sha256,
+                pdf_size=size,
+            )
+            _announce(actor=actor, order=order, version=version, amended=True, summary=reason)
+    except (_Conflict, ResultProblem) as exc:
+        _discard(key)
+        message = exc.message if isinstance(exc, ResultProblem) else exc.args[0]
+        raise refuse(actor=actor, action=ACTION_AMEND, order=order, message=message) from None
+    except BaseException:
+        _discard(key)
+        raise
+    report.refresh_from_db()
+    return report
+
+
+# --- Reads -------------------------------------------------------------------------------------
+
+
+def report_pdf_for_user(*, actor: User, order_id: int, version: int) -> tuple[Iterator[bytes], str]:
+    """A signed version's PDF and its file name, for anyone who may see the order; audited.
+
+    Raises
+    ------
+    AccessDenied, NotFound
+    """
+    order, _scope = load_order(actor=actor, order_id=order_id, action=ACTION_PDF)
+    row = LabReportVersion.objects.filter(report__order=order, version=version).first()
+    if row is None or not row.pdf_key:
+        audit_order(
+            actor=actor,
+            action=ACTION_PDF,
+            order=order,
+            outcome=Outcome.FAILED,
+            reason="no such version",
+        )
+        raise NotFound(_("There is no signed version %(n)s of this report.") % {"n": version})
+    try:
+        chunks = get_store().open(row.pdf_key, expected_sha256=row.pdf_sha256)
+    except ObjectNotFound:
+        audit_order(
+            actor=actor,
+            action=ACTION_PDF,
+            order=order,
+            outcome=Outcome.FAILED,
+            reason="PDF missing from object storage",
+        )
+        raise NotFound(
+            _("The PDF of this report is missing. Please tell the administrator.")
+        ) from None
+    audit_order(actor=actor, action=ACTION_PDF, order=order, detail={"version": row.version})
+    return chunks, f"{order.number}-v{row.version}.pdf"
+
+
+# --- The results entry page --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One ordered test on the entry page: its result and what can be done with it."""
+
+    item: OrderItem
+    result: Result | None
+    reference: ReferenceRange | None  # applied (a result's snapshot) or to be applied
+    editable: bool
+    blocked: str  # why no value can be entered, in words ("" when editable or validated)
+    changes: list[ResultChange]
+
+    @property
+    def reference_text(self) -> str:
+        if self.result is not None:
+            return self.result.reference_text
+        ref = self.reference
+        return reference_label(ref.low, ref.high, ref.text) if ref is not None else ""
+
+
+@dataclass(frozen=True)
+class SpecimenGroup:
+    specimen: Any  # Specimen | None (tests not collected yet)
+    rows: list[ResultRow]
+
+
+@dataclass(frozen=True)
+class ResultsPage:
+    order: LabOrder
+    groups: list[SpecimenGroup]
+    report: LabReport | None
+    versions: list[LabReportVersion]
+    to_validate: list[ResultRow]  # entered, waiting for technical validation
+    waiting: list[ResultRow]  # active tests not yet technically validated
+    can_sign: bool
+
+    @property
+    def rows(self) -> list[ResultRow]:
+        return [row for group in self.groups for row in group.rows]
+
+    @property
+    def editable_rows(self) -> list[ResultRow]:
+        return [row for row in self.rows if row.editable]
+
+    @property
+    def amendable_rows(self) -> list[ResultRow]:
+        return [r for r in self.rows if r.item.status == ItemStatus.VALIDATED and r.result]
+
+
+def _row(item: OrderItem) -> ResultRow:
+    result = existing_result(item)
+    problem = state_problem(item)
+    validated = item.status == ItemStatus.VALIDATED
+    reference = snapshot_reference(result) if result is not None else None
+    if result is None and item.specimen is not None:
+        reference = reference_of(item)
+    return ResultRow(
+        item=item,
+        result=result,
+        reference=reference,
+        editable=problem is None,
+        blocked="" if problem is None or validated else str(problem),
+        changes=list(result.changes.all()) if result is not None else [],
+    )
+
+
+def results_page_for_user(*, actor: User, order_id: int) -> ResultsPage:
+    """The results entry page of an order, for lab staff of its centre (audited read).
+
+    Raises
+    ------
+    AccessDenied, NotFound
+    """
+    order = as_lab(actor=actor, order_id=order_id, action=ACTION_VIEW)
+    audit_order(actor=actor, action=ACTION_VIEW, order=order)
+    items = list(
+        OrderItem.objects.filter(order=order)
+        .select_related(*ITEM_RELATED, "result", "panel")
+        .prefetch_related("test__ranges", "result__changes__actor")
+        .order_by("specimen__barcode", "test__sort_order", "test__code")
+    )
+    groups: dict[int | None, SpecimenGroup] = {}
+    for item in items:
+        group = groups.setdefault(item.specimen_id, SpecimenGroup(specimen=item.specimen, rows=[]))
+        group.rows.append(_row(item))
+    report = LabReport.objects.filter(order=order).select_related("signed_by").first()
+    versions = (
+        list(report.versions.select_related("signed_by").order_by("version"))
+        if report is not None
+        else []
+    )
+    rows = [row for group in groups.values() for row in group.rows]
+    active = [r for r in rows if r.item.status in ACTIVE_ITEM_STATUSES]
+    waiting = [r for r in active if r.item.status != ItemStatus.TECH_VALIDATED]
+    return ResultsPage(
+        order=order,
+        groups=list(groups.values()),
+        report=report,
+        versions=versions,
+        to_validate=[r for r in rows if r.item.status == ItemStatus.RESULTED],
+        waiting=waiting,
+        can_sign=report is None
+        and bool(active)
+        and not waiting
+        and order.status != OrderStatus.CANCELLED,
+    )
