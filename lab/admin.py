@@ -27,7 +27,7 @@ from association.models import CentreKind, DiagnosticCentre
 from audit.models import Outcome
 from audit.services import audit_record
 from core.admin import AuditedReadOnlyAdmin
-from lab.catalogue import (
+from lab.catalogue_checks import (
     LabTestData,
     PanelData,
     RangeData,

@@ -28,11 +28,11 @@ from association.selectors import actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
 from core.api import acting_user
-from lab import critical, importing, ordering, results, shipping
+from lab import critical, importing, ordering, receipt, results, shipping
 from lab import serializers as s
 from lab.access import ORDER_RELATED, lab_centre_ids, orders_visible_to
 from lab.catalogue import catalogue_for_centre
-from lab.critical import ALERT_RELATED
+from lab.critical_common import ALERT_RELATED
 from lab.critical_selectors import critical_list_for_user
 from lab.models import (
     OPEN_ORDER_STATUSES,
@@ -281,12 +281,12 @@ class ReceiveApi(LabApiView):
         actor = acting_user(request)
         scanned = data["barcode"].strip()
         if shipping.is_box_number(scanned):
-            box = shipping.box_receive(
+            box = receipt.box_receive(
                 actor=actor, scanned_number=scanned.upper(), condition_note=data["condition_note"]
             )
             answer = Received(kind="box", box=box)
         else:
-            outcome = shipping.specimen_receive(actor=actor, barcode=scanned)
+            outcome = receipt.specimen_receive(actor=actor, barcode=scanned)
             answer = Received(
                 kind="specimen",
                 specimen=_specimen(outcome.specimen),
@@ -304,7 +304,7 @@ class SpecimenRejectApi(LabApiView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(s.SpecimenRejectSerializer, request.data)
-        specimen = shipping.specimen_reject(
+        specimen = receipt.specimen_reject(
             actor=acting_user(request),
             barcode=data["barcode"].strip(),
             reason=data["reason"],

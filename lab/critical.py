@@ -12,39 +12,46 @@ Every step (who was told, when, by which channel, who acknowledged) is an
 :class:`~lab.models.AlertStep`; every write, denial and refusal is audited with
 ``resource_type="lab_critical"``. Access is checked before the transaction, so a refusal's
 audit event is never rolled back; ``alert_raise`` and ``alerts_withdraw`` run inside the
-caller's transaction (the results services, which have checked access already).
+caller's transaction (the results services, which have checked access already). What the
+services share with escalation and the reads (links, wording, the step log, audit, who may
+act) is in ``lab.critical_common``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.functional import Promise, lazy
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from association.selectors import ActorScope, actor_scope
-from audit.models import Outcome
-from audit.services import audit_record
-from lab.access import is_lab_staff, is_ordering_clinician, orders_visible_to
-from lab.models import (
-    AlertChannel,
-    AlertLevel,
-    AlertStatus,
-    AlertStep,
-    CriticalAlert,
-    Flag,
-    LabOrder,
-    LabTest,
-    Result,
+from lab import escalation
+from lab.critical_common import (
+    ALERT_RELATED,
+    MAX_ACK_NOTE,
+    MAX_REACHED,
+    MAX_STEP_NOTE,
+    StepKind,
+    alert_deny,
+    alert_link,
+    alert_load,
+    alert_params,
+    alert_payload,
+    alert_refuse,
+    audit_alert,
+    closed_message,
+    lazy_format,
+    may_acknowledge,
+    may_call,
+    people_told,
+    result_value_text,
+    step_add,
+    steps_notified,
 )
+from lab.models import AlertChannel, AlertLevel, AlertStatus, AlertStep, CriticalAlert, Result
 from lab.workflow_common import (
     clinic_doctors_of,
     lab_staff_of,
@@ -53,275 +60,7 @@ from lab.workflow_common import (
     timeline_title,
 )
 from realtime.models import Severity
-from records.selectors import AccessDenied, NotFound
-from records.services import InvalidRecord, refused, timeline_add
-
-Actor = AbstractBaseUser | AnonymousUser
-
-RESOURCE = "lab_critical"
-MAX_ACK_NOTE = 300  # CriticalAlert.ack_note
-MAX_STEP_NOTE = 300  # AlertStep.note
-MAX_REACHED = 100  # AlertStep.recipient_text
-
-ALERT_RELATED = (
-    "order",
-    "order__patient",
-    "order__requesting_institution",
-    "order__requested_by",
-    "order__centre",
-    "patient",
-    "result",
-    "result__item",
-    "result__item__test",
-    "acknowledged_by",
-    "raised_by",
-)
-
-
-class StepKind:
-    """What an :class:`AlertStep` records (the model keeps them as plain strings)."""
-
-    RAISED = "raised"
-    NOTIFIED = "notified"
-    ESCALATED = "escalated"
-    CALLED = "called"
-    ACKNOWLEDGED = "acknowledged"
-    WITHDRAWN = "withdrawn"
-
-
-# --- Links and wording -------------------------------------------------------------------------
-
-
-def _reverse(name: str, pk: int, fallback: str) -> str:
-    try:
-        return reverse(name, args=[pk])
-    except NoReverseMatch:
-        return fallback
-
-
-def alert_link(alert: CriticalAlert | int) -> str:
-    pk = alert if isinstance(alert, int) else alert.pk
-    return _reverse("lab:critical", pk, f"/lab/critical/{pk}/")
-
-
-def ack_link(alert: CriticalAlert | int) -> str:
-    pk = alert if isinstance(alert, int) else alert.pk
-    return _reverse("lab:critical_ack", pk, f"/lab/critical/{pk}/ack/")
-
-
-def call_link(alert: CriticalAlert | int) -> str:
-    pk = alert if isinstance(alert, int) else alert.pk
-    return _reverse("lab:critical_call", pk, f"/lab/critical/{pk}/call/")
-
-
-def _lazy_text(make: Any) -> Promise:
-    """A string computed when shown, so it is in the reader's (or the auditor's) language."""
-    return lazy(make, str)()
-
-
-def lazy_format(template: Promise, **params: object) -> Promise:
-    """``template % params``, translated when shown (audit reasons are stored in English)."""
-    return _lazy_text(lambda: str(template) % params)
-
-
-def result_value_text(result: Result) -> str:
-    """The value as told: "6.8 mmol/L"."""
-    return f"{result.display_value} {result.unit}".strip()
-
-
-def alert_test(alert: CriticalAlert) -> LabTest:
-    return alert.result.item.test
-
-
-def alert_params(alert: CriticalAlert) -> dict[str, object]:
-    """Parameters of the notification texts, each rendered in the recipient's language."""
-    test = alert_test(alert)
-    flag_label = Flag(alert.flag).label if alert.flag in Flag.values else alert.flag
-    return {
-        "test": _lazy_text(lambda: test.display_name),
-        "value": alert.value,
-        # Mid-sentence: "(critically high)".
-        "flag": _lazy_text(lambda: str(flag_label).lower()),
-        "name": alert.order.patient.name,
-        "number": alert.order.number,
-        "doctor": str(alert.order.requested_by),
-        "clinic": alert.order.requesting_institution.name,
-    }
-
-
-def _when(at: dt.datetime) -> str:
-    local = timezone.localtime(at)
-    if local.date() == timezone.localdate():
-        return local.strftime("%H:%M")
-    return local.strftime("%Y-%m-%d %H:%M")
-
-
-def closed_message(alert: CriticalAlert) -> Promise:
-    """Why an alert cannot be acknowledged (again): who did it and when, or withdrawn."""
-    if alert.status == AlertStatus.WITHDRAWN:
-        return gettext_lazy("This critical value was withdrawn: the result was corrected.")
-    when = _when(alert.acknowledged_at) if alert.acknowledged_at else ""
-    if alert.acknowledged_by is not None:
-        return lazy_format(
-            gettext_lazy("Already acknowledged by %(who)s at %(when)s."),
-            who=str(alert.acknowledged_by),
-            when=when,
-        )
-    return lazy_format(
-        gettext_lazy("Already acknowledged at %(when)s (%(note)s)."),
-        when=when,
-        note=alert.ack_note,
-    )
-
-
-# --- Log, audit, notify ------------------------------------------------------------------------
-
-
-def step_add(
-    alert: CriticalAlert,
-    *,
-    kind: str,
-    channel: str,
-    actor: User | None = None,
-    recipient: User | None = None,
-    recipient_text: str = "",
-    note: str = "",
-    notification_id: int | None = None,
-    level: int | None = None,
-    at: dt.datetime | None = None,
-) -> AlertStep:
-    """One line of the alert's log."""
-    return AlertStep.objects.create(
-        alert=alert,
-        kind=kind,
-        channel=channel,
-        actor=actor,
-        recipient=recipient,
-        recipient_text=recipient_text[:MAX_REACHED],
-        note=note[:MAX_STEP_NOTE],
-        notification_id=notification_id,
-        level=alert.level if level is None else level,
-        at=at or timezone.now(),
-    )
-
-
-def steps_notified(
-    alert: CriticalAlert,
-    sent: dict[int, int],
-    recipients: Iterable[User],
-    *,
-    level: int,
-    at: dt.datetime | None = None,
-) -> list[AlertStep]:
-    """A "notified" step per person told (``sent`` is ``notify``'s answer)."""
-    by_id = {user.pk: user for user in recipients}
-    return [
-        step_add(
-            alert,
-            kind=StepKind.NOTIFIED,
-            channel=AlertChannel.SOCKET,
-            recipient=by_id[user_id],
-            notification_id=notification_id,
-            level=level,
-            at=at,
-        )
-        for user_id, notification_id in sent.items()
-    ]
-
-
-def audit_alert(
-    *,
-    actor: Actor | None,
-    action: str,
-    alert: CriticalAlert,
-    outcome: Outcome = Outcome.ALLOWED,
-    reason: str | Promise = "",
-    detail: dict[str, Any] | None = None,
-) -> None:
-    audit_record(
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        resource_type=RESOURCE,
-        resource_id=alert.pk,
-        patient_id=alert.patient_id,
-        reason=reason,
-        detail={"order": alert.order_id, "level": alert.level} | (detail or {}),
-    )
-
-
-def _refuse(*, actor: User, action: str, alert: CriticalAlert, message: Promise) -> InvalidRecord:
-    return refused(
-        actor=actor,
-        action=action,
-        message=message,
-        resource_type=RESOURCE,
-        resource_id=alert.pk,
-        patient_id=alert.patient_id,
-    )
-
-
-def people_told(alert: CriticalAlert) -> list[User]:
-    """Everyone the alert was pushed to so far."""
-    ids = alert.steps.filter(kind=StepKind.NOTIFIED, recipient__isnull=False).values("recipient_id")
-    return list(User.objects.filter(pk__in=ids, is_active=True).order_by("pk"))
-
-
-def alert_payload(alert: CriticalAlert, *, acknowledge: bool) -> dict[str, Any]:
-    """What the pushed notification carries: the alert, and the acknowledge action."""
-    payload: dict[str, Any] = {"alert": alert.pk, "level": alert.level}
-    if acknowledge:
-        payload["ack_url"] = ack_link(alert)
-    return payload
-
-
-# --- Who may act -------------------------------------------------------------------------------
-
-
-def alert_load(*, actor: Actor, alert_id: int, action: str) -> tuple[CriticalAlert, ActorScope]:
-    """The alert and the actor's scope; an unknown alert is audited and ``NotFound``."""
-    scope = actor_scope(actor)
-    alert = CriticalAlert.objects.select_related(*ALERT_RELATED).filter(pk=alert_id).first()
-    if alert is None:
-        audit_record(
-            actor=actor,
-            action=action,
-            outcome=Outcome.FAILED,
-            resource_type=RESOURCE,
-            resource_id=alert_id,
-            reason="no such critical value",
-        )
-        raise NotFound(_("No such critical value."))
-    return alert, scope
-
-
-def alert_deny(
-    *, actor: Actor, action: str, alert: CriticalAlert, reason: str, message: str
-) -> AccessDenied:
-    audit_alert(actor=actor, action=action, alert=alert, outcome=Outcome.DENIED, reason=reason)
-    return AccessDenied(message)
-
-
-def may_acknowledge(scope: ActorScope, order: LabOrder) -> bool:
-    """A clinician of the ordering institution, or the ordering doctor."""
-    if scope.user_id is None:
-        return False
-    return is_ordering_clinician(scope, order) or order.requested_by_id == scope.user_id
-
-
-def may_call(scope: ActorScope, order: LabOrder) -> bool:
-    """Staff of the order's lab centre."""
-    return scope.user_id is not None and is_lab_staff(scope, order.centre_id)
-
-
-def may_see(scope: ActorScope, order: LabOrder) -> bool:
-    """Whoever may act on the alert, or may see its order."""
-    return (
-        may_acknowledge(scope, order)
-        or may_call(scope, order)
-        or orders_visible_to(scope).filter(pk=order.pk).exists()
-    )
-
+from records.services import timeline_add
 
 # --- Raise -------------------------------------------------------------------------------------
 
@@ -534,7 +273,7 @@ def alert_acknowledge(*, actor: User, alert_id: int, note: str = "") -> Critical
         )
     note = note.strip()
     if len(note) > MAX_ACK_NOTE:
-        raise _refuse(
+        raise alert_refuse(
             actor=actor,
             action=action,
             alert=alert,
@@ -543,7 +282,7 @@ def alert_acknowledge(*, actor: User, alert_id: int, note: str = "") -> Critical
             ),
         )
     if alert.status != AlertStatus.OPEN:
-        raise _refuse(actor=actor, action=action, alert=alert, message=closed_message(alert))
+        raise alert_refuse(actor=actor, action=action, alert=alert, message=closed_message(alert))
     now = timezone.now()
     with transaction.atomic():
         updated = CriticalAlert.objects.filter(pk=alert.pk, status=AlertStatus.OPEN).update(
@@ -576,7 +315,7 @@ def alert_acknowledge(*, actor: User, alert_id: int, note: str = "") -> Critical
             )
     if not updated:  # acknowledged or withdrawn meanwhile
         alert.refresh_from_db()
-        raise _refuse(actor=actor, action=action, alert=alert, message=closed_message(alert))
+        raise alert_refuse(actor=actor, action=action, alert=alert, message=closed_message(alert))
     return alert
 
 
@@ -629,7 +368,7 @@ def alert_call_log(
     ):
         message = closed_message(alert)
     if message is not None:
-        raise _refuse(actor=actor, action=action, alert=alert, message=message)
+        raise alert_refuse(actor=actor, action=action, alert=alert, message=message)
 
     now = timezone.now()
     ack_note = (f"By telephone: {reached} — {note}" if note else f"By telephone: {reached}")[
@@ -656,7 +395,7 @@ def alert_call_log(
             )
     # Acknowledged or withdrawn meanwhile.
     alert.refresh_from_db()
-    raise _refuse(actor=actor, action=action, alert=alert, message=closed_message(alert))
+    raise alert_refuse(actor=actor, action=action, alert=alert, message=closed_message(alert))
 
 
 def _call_logged(
@@ -703,6 +442,4 @@ def _call_logged(
 
 def alerts_escalate_due(*, now: dt.datetime | None = None) -> int:
     """Escalate every open alert whose time has come; see :mod:`lab.escalation`."""
-    from lab.escalation import alerts_escalate_due as escalate
-
-    return escalate(now=now)
+    return escalation.alerts_escalate_due(now=now)

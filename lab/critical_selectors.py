@@ -20,7 +20,7 @@ from association.selectors import actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
 from lab.access import lab_centre_ids
-from lab.critical import (
+from lab.critical_common import (
     ALERT_RELATED,
     RESOURCE,
     StepKind,

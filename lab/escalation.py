@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from lab.critical import (
+from lab.critical_common import (
     ALERT_RELATED,
     StepKind,
     alert_link,

@@ -1,7 +1,7 @@
 """Forms of the catalogue: a test with its reference ranges (an inline formset), a panel.
 
-The forms check what a person can fix beside the field, with the same checks as the
-services (``lab.catalogue``); the services check again and audit a refusal.
+The forms check what a person can fix beside the field, with the checks of
+``lab.catalogue_checks`` that the services (``lab.catalogue``) run again, auditing a refusal.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from django import forms
 from django.forms import BaseInlineFormSet, inlineformset_factory
 from django.utils.translation import gettext_lazy as _
 
-from lab.catalogue import (
-    DAYS_PER_YEAR,
+from lab.catalogue import DAYS_PER_YEAR, days_of, years_of
+from lab.catalogue_checks import (
     LabTestData,
     PanelData,
     RangeData,
-    days_of,
     lab_test_problems,
     panel_problems,
     range_problems,
-    years_of,
 )
 from lab.models import LabTest, Panel, ReferenceRange, ValueKind, decimal_or_none
 from records.models import Sex

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from lab.critical import MAX_ACK_NOTE, MAX_REACHED, MAX_STEP_NOTE
+from lab.critical_common import MAX_ACK_NOTE, MAX_REACHED, MAX_STEP_NOTE
 
 
 class AcknowledgeForm(forms.Form):

@@ -15,12 +15,8 @@ from association.models import Membership, Role
 from association.selectors import actor_scope
 from lab.access import lab_centre_ids
 from lab.models import OrderStatus
-from lab.selectors import (
-    open_critical_count,
-    open_emergency_count,
-    orders_for_clinic,
-    queue_for_user,
-)
+from lab.queue_selectors import open_critical_count, open_emergency_count, queue_for_user
+from lab.selectors import orders_for_clinic
 
 HOME_ROWS = 5
 _CLINIC_ROLES = {Role.GRASSROOTS_DOCTOR, Role.SPECIALIST, Role.COORDINATOR}

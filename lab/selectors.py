@@ -1,8 +1,8 @@
-"""Reads of the lab lists: the centre's queue and a clinic's orders.
+"""Reads of a clinic's lab orders, and the pieces the lab lists share.
 
-Both rest on the visibility rules of ``lab.access`` (the centre sees the orders sent to
-it, the clinic the orders it made) and are audited as list reads; a person with no place
-on the list is denied, and the denial is audited too.
+The clinic's list rests on the visibility rules of ``lab.access`` (the clinic sees the
+orders it made) and is audited as a list read; a person with no place on the list is
+denied, and the denial is audited too. The centre's queue is in ``lab.queue_selectors``.
 """
 
 from __future__ import annotations
@@ -10,347 +10,70 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import (
-    Case,
-    Count,
-    Exists,
-    F,
-    IntegerField,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-    When,
-)
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from association.models import DiagnosticCentre
 from association.selectors import actor_scope
 from audit.models import AuditEvent, Outcome
 from audit.services import audit_record
-from lab.access import ORDER_RELATED, lab_centre_ids
+from lab.access import ORDER_RELATED
 from lab.models import (
     OPEN_ORDER_STATUSES,
-    PRIORITY_RANK,
     AlertStatus,
     CriticalAlert,
     ItemStatus,
     LabOrder,
     OrderItem,
     OrderStatus,
-    Priority,
     SpecimenStatus,
 )
-from lab.workflow_common import target_minutes
 from records.selectors import AccessDenied
 
 User = AbstractBaseUser | AnonymousUser
 
-QUEUE_LIMIT = 200
 CLINIC_LIMIT = 200
-# The clock turns amber from this share of the target, red past it.
-NEAR_TARGET = 0.75
 # Reports this recent count as "new" on the clinic's list and home card.
 RECENT_REPORTS = dt.timedelta(days=7)
-
-# --- Turnaround clock ----------------------------------------------------------------------
-
-
-def hhmm(minutes: int) -> str:
-    """Minutes as ``HH:MM`` (hours may pass 24), the clock's format in every language."""
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-@dataclass(frozen=True)
-class TurnaroundClock:
-    """Minutes since the lab received the order, against its turnaround target."""
-
-    started_at: dt.datetime
-    stopped_at: dt.datetime | None
-    target_minutes: int
-    elapsed_minutes: int
-
-    @property
-    def running(self) -> bool:
-        return self.stopped_at is None
-
-    @property
-    def percent(self) -> int:
-        """How much of the target is used, for the bar (capped at 100)."""
-        if self.target_minutes <= 0:
-            return 100
-        return min(100, int(self.elapsed_minutes * 100 / self.target_minutes))
-
-    @property
-    def state(self) -> str:
-        """``ok``, ``near`` (from 75 % of the target) or ``late`` (past it)."""
-        if self.elapsed_minutes > self.target_minutes:
-            return "late"
-        if self.elapsed_minutes >= self.target_minutes * NEAR_TARGET:
-            return "near"
-        return "ok"
-
-    @property
-    def since_epoch(self) -> int:
-        return int(self.started_at.timestamp())
-
-    @property
-    def elapsed_hhmm(self) -> str:
-        return hhmm(self.elapsed_minutes)
-
-    @property
-    def target_hhmm(self) -> str:
-        return hhmm(self.target_minutes)
-
-
-def order_target_minutes(order: LabOrder, items: Iterable[OrderItem]) -> int:
-    """The order's turnaround target from its (not cancelled) tests and its priority."""
-    minutes = [i.test.turnaround_minutes for i in items if i.status != ItemStatus.CANCELLED]
-    return target_minutes(order.priority, minutes)
-
-
-def turnaround_clock(
-    order: LabOrder, items: Iterable[OrderItem], *, now: dt.datetime | None = None
-) -> TurnaroundClock | None:
-    """The order's clock from receipt at the lab (None before the lab received it)."""
-    if order.received_at is None:
-        return None
-    end = order.reported_at or now or timezone.now()
-    return TurnaroundClock(
-        started_at=order.received_at,
-        stopped_at=order.reported_at,
-        target_minutes=order_target_minutes(order, items),
-        elapsed_minutes=max(0, int((end - order.received_at).total_seconds() // 60)),
-    )
-
 
 # --- Shared pieces -----------------------------------------------------------------------------
 
 
-def _priority_rank() -> Case:
-    return Case(
-        *(When(priority=p, then=Value(rank)) for p, rank in PRIORITY_RANK.items()),
-        default=Value(len(PRIORITY_RANK)),
-        output_field=IntegerField(),
-    )
+@dataclass(frozen=True)
+class Tab:
+    """A tab, filter chip or progress step of the lab lists."""
+
+    key: str
+    label: Promise
 
 
-def _open_critical() -> Exists:
+def open_critical() -> Exists:
+    """Whether the order has a critical value waiting for acknowledgement (to annotate)."""
     return Exists(CriticalAlert.objects.filter(order_id=OuterRef("pk"), status=AlertStatus.OPEN))
 
 
-def _has_pending() -> Exists:
-    return Exists(OrderItem.objects.filter(order_id=OuterRef("pk"), status=ItemStatus.PENDING))
-
-
-def _items(order: LabOrder) -> list[OrderItem]:
+def order_items(order: LabOrder) -> list[OrderItem]:
+    """The order's tests (prefetched by the lists)."""
     return list(order.items.all())
 
 
-def _codes(items: list[OrderItem]) -> list[str]:
+def item_codes(items: list[OrderItem]) -> list[str]:
+    """The codes of the tests still ordered (cancelled ones left out)."""
     return [i.test.code for i in items if i.status != ItemStatus.CANCELLED]
 
 
-def _audit_denied(*, actor: User, action: str, resource_type: str, reason: str) -> None:
+def audit_list_denied(*, actor: User, action: str, resource_type: str, reason: str) -> None:
+    """Audit a refused read of a lab list."""
     audit_record(
         actor=actor,
         action=action,
         outcome=Outcome.DENIED,
         resource_type=resource_type,
         reason=reason,
-    )
-
-
-def _start_of_today(now: dt.datetime) -> dt.datetime:
-    local = timezone.localtime(now)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-# --- The centre's queue --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tab:
-    key: str
-    label: Promise
-
-
-QUEUE_TABS: tuple[Tab, ...] = (
-    Tab("receive", gettext_lazy("To receive")),
-    Tab("waiting", gettext_lazy("Waiting for results")),
-    Tab("validate", gettext_lazy("To validate")),
-    Tab("today", gettext_lazy("Reported today")),
-    Tab("open", gettext_lazy("All open")),
-)
-QUEUE_TAB_KEYS = tuple(t.key for t in QUEUE_TABS)
-
-
-def _queue_filters(today: dt.datetime) -> dict[str, Q]:
-    """Each tab's condition (on a queryset annotated with ``has_pending``)."""
-    return {
-        # Shipped by the clinic, not yet scanned at the lab.
-        "receive": Q(status=OrderStatus.SHIPPED),
-        # At the lab, some test still without a result.
-        "waiting": Q(status=OrderStatus.RECEIVED)
-        | Q(status=OrderStatus.IN_PROGRESS, has_pending=True),
-        # Every test has a result: validate and sign.
-        "validate": Q(status=OrderStatus.IN_PROGRESS, has_pending=False),
-        "today": Q(status=OrderStatus.REPORTED, reported_at__gte=today),
-        "open": Q(status__in=OPEN_ORDER_STATUSES),
-    }
-
-
-@dataclass(frozen=True)
-class QueueRow:
-    """One order on the queue, with what the technician needs to pick the next one."""
-
-    order: LabOrder
-    codes: list[str]
-    specimens_received: int
-    specimens_rejected: int
-    specimens_total: int
-    clock: TurnaroundClock | None
-    critical: bool
-
-
-@dataclass(frozen=True)
-class Queue:
-    tab: str
-    rows: list[QueueRow]
-    counts: dict[str, int]
-    centres: list[DiagnosticCentre]
-    # Specimens received unshipped or shipped and missing (None when not known).
-    discrepancies: int | None
-    server_now: dt.datetime
-
-    @property
-    def tabs(self) -> list[tuple[Tab, int]]:
-        return [(t, self.counts.get(t.key, 0)) for t in QUEUE_TABS]
-
-
-def queue_counts(centre_ids: Iterable[int], *, now: dt.datetime | None = None) -> dict[str, int]:
-    """How many orders each queue tab holds (no patient data: not audited)."""
-    filters = _queue_filters(_start_of_today(now or timezone.now()))
-    qs = LabOrder.objects.filter(centre_id__in=list(centre_ids)).annotate(
-        has_pending=_has_pending()
-    )
-    counts = qs.aggregate(**{key: Count("pk", filter=q) for key, q in filters.items()})
-    return {key: int(value or 0) for key, value in counts.items()}
-
-
-def open_critical_count(centre_ids: Iterable[int]) -> int:
-    """Critical values of the centres' orders still waiting for acknowledgement."""
-    return CriticalAlert.objects.filter(
-        order__centre_id__in=list(centre_ids), status=AlertStatus.OPEN
-    ).count()
-
-
-def open_emergency_count(centre_ids: Iterable[int]) -> int:
-    """Open emergency (STAT) orders of the centres."""
-    return LabOrder.objects.filter(
-        centre_id__in=list(centre_ids),
-        status__in=OPEN_ORDER_STATUSES,
-        priority=Priority.EMERGENCY,
-    ).count()
-
-
-def discrepancy_total(centre_ids: Iterable[int]) -> int | None:
-    """The shipment discrepancies of the centres (part 2's counts), None when unavailable."""
-    try:
-        from lab.shipping_selectors import discrepancy_counts
-    except ImportError:  # only while the shipping part is being written
-        return None
-    total = 0
-    for centre_id in centre_ids:
-        total += _count_of(discrepancy_counts(centre_id))
-    return total
-
-
-def _count_of(value: Any) -> int:
-    """A total from an int, a mapping of counts (its ``total`` when it has one), or an
-    object with ``total``."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if hasattr(value, "total"):
-        return int(value.total)
-    if isinstance(value, dict):
-        if "total" in value:
-            return int(value["total"])
-        return sum(int(v) for v in value.values() if isinstance(v, int))
-    return 0
-
-
-def queue_for_user(*, actor: User, tab: str = "open", limit: int = QUEUE_LIMIT) -> Queue:
-    """The orders of the actor's lab centres on ``tab``: emergencies first, then longest waiting.
-
-    Raises
-    ------
-    AccessDenied
-        The actor works at no lab centre (audited).
-    """
-    scope = actor_scope(actor)
-    centre_ids = lab_centre_ids(scope)
-    if not centre_ids:
-        _audit_denied(
-            actor=actor, action="lab.queue", resource_type="lab_queue", reason="not lab staff"
-        )
-        raise AccessDenied(_("Only staff of a lab centre have a specimen queue."))
-    if tab not in QUEUE_TAB_KEYS:
-        tab = "open"
-    now = timezone.now()
-    condition = _queue_filters(_start_of_today(now))[tab]
-    qs = (
-        LabOrder.objects.filter(centre_id__in=centre_ids)
-        .annotate(has_pending=_has_pending(), critical=_open_critical())
-        .filter(condition)
-        .select_related(*ORDER_RELATED)
-        .prefetch_related("items__test", "specimens")
-    )
-    if tab == "today":
-        qs = qs.order_by("-reported_at", "-id")
-    else:
-        waiting_since = Coalesce(F("received_at"), F("collected_at"), F("created_at"))
-        qs = qs.annotate(priority_rank=_priority_rank(), waiting_since=waiting_since).order_by(
-            "priority_rank", "waiting_since", "id"
-        )
-    rows = [_queue_row(order, now=now) for order in qs[:limit]]
-    audit_record(
-        actor=actor,
-        action="lab.queue",
-        outcome=Outcome.ALLOWED,
-        resource_type="lab_queue",
-        detail={"tab": tab, "count": len(rows), "centres": sorted(centre_ids)},
-    )
-    return Queue(
-        tab=tab,
-        rows=rows,
-        counts=queue_counts(centre_ids, now=now),
-        centres=list(DiagnosticCentre.objects.filter(pk__in=centre_ids).order_by("name")),
-        discrepancies=discrepancy_total(sorted(centre_ids)),
-        server_now=now,
-    )
-
-
-def _queue_row(order: LabOrder, *, now: dt.datetime) -> QueueRow:
-    items = _items(order)
-    specimens = list(order.specimens.all())
-    return QueueRow(
-        order=order,
-        codes=_codes(items),
-        specimens_received=sum(1 for s in specimens if s.status == SpecimenStatus.RECEIVED),
-        specimens_rejected=sum(1 for s in specimens if s.status == SpecimenStatus.REJECTED),
-        specimens_total=len(specimens),
-        clock=turnaround_clock(order, items, now=now),
-        critical=bool(getattr(order, "critical", False)),
     )
 
 
@@ -492,7 +215,7 @@ def orders_for_clinic(
     scope = actor_scope(actor)
     institutions = scope.care_institution_ids
     if not institutions:
-        _audit_denied(
+        audit_list_denied(
             actor=actor,
             action="lab.order.list",
             resource_type="lab_order",
@@ -507,7 +230,7 @@ def orders_for_clinic(
     counts = base.aggregate(**{t.key: Count("pk", filter=filters[t.key]) for t in CLINIC_FILTERS})
     qs = (
         base.filter(filters[status])
-        .annotate(critical=_open_critical())
+        .annotate(critical=open_critical())
         .select_related(*ORDER_RELATED)
         .prefetch_related("items__test", "specimens")
         .order_by("-created_at", "-id")
@@ -517,7 +240,7 @@ def orders_for_clinic(
     rows = [
         ClinicRow(
             order=order,
-            codes=_codes(_items(order)),
+            codes=item_codes(order_items(order)),
             steps=order_steps(order),
             results_ready=order.pk in unseen,
             critical=bool(getattr(order, "critical", False)),

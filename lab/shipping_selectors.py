@@ -1,4 +1,6 @@
-"""Reads of the shipment workflow: boxes, the receiving desk and the discrepancies.
+"""Reads of the shipment workflow: boxes and the receiving desk.
+
+The discrepancies of the chain of custody are read in ``lab.discrepancies``.
 
 Every read of a box goes through :func:`box_load` (built on ``lab.access.boxes_visible_to``);
 denials are audited before ``AccessDenied`` or ``NotFound`` is raised, and allowed reads
@@ -31,14 +33,11 @@ from lab.models import (
     SpecimenEvent,
     SpecimenStatus,
 )
-from lab.workflow_common import box_link, order_link, policy_for
-from records.selectors import AccessDenied, NotFound
+from lab.workflow_common import box_link, order_link
+from records.selectors import AccessDenied
 
 BOX_LIST_LIMIT = 100
 RECENT_RECEIVED_LIMIT = 30
-# Received-without-shipment specimens stay on the discrepancy list this long (they cannot
-# be "resolved"; after a fortnight the clinic and the centre have talked about them).
-UNSHIPPED_WINDOW = dt.timedelta(days=14)
 
 SPECIMEN_RELATED = (
     "order",
@@ -157,7 +156,8 @@ def _deny(*, actor: User, action: str, reason: str, message: str, resource: str)
     return AccessDenied(message)
 
 
-def _specimens() -> QuerySet[Specimen]:
+def specimens_with_tests() -> QuerySet[Specimen]:
+    """Specimens with their order, box and tests loaded, as the pages draw them."""
     items = OrderItem.objects.select_related("test").order_by("id")
     return Specimen.objects.select_related(*SPECIMEN_RELATED).prefetch_related(
         Prefetch("items", queryset=items)
@@ -357,6 +357,19 @@ class BoxDetail:
         return sum(1 for s in self.specimens if s.status == SpecimenStatus.RECEIVED)
 
     @property
+    def cancelled(self) -> list[Specimen]:
+        """Packed specimens whose order was cancelled: to take out before shipping."""
+        return [
+            s
+            for s in self.specimens
+            if s.status == SpecimenStatus.PACKED and s.order.status == OrderStatus.CANCELLED
+        ]
+
+    @property
+    def cancelled_barcodes(self) -> str:
+        return ", ".join(s.barcode for s in self.cancelled)
+
+    @property
     def lines(self) -> list[SpecimenLine]:
         return lines(self.specimens)
 
@@ -370,7 +383,7 @@ class BoxDetail:
 
 
 def box_specimens(box: Box) -> list[Specimen]:
-    return list(_specimens().filter(box=box).order_by("order__number", "barcode"))
+    return list(specimens_with_tests().filter(box=box).order_by("order__number", "barcode"))
 
 
 def box_detail_for_user(*, actor: User, box_id: int, action: str = "lab.box.view") -> BoxDetail:
@@ -380,7 +393,7 @@ def box_detail_for_user(*, actor: User, box_id: int, action: str = "lab.box.view
     ready: list[Specimen] = []
     if is_clinic and box.status == BoxStatus.PACKING:
         ready = list(
-            _specimens()
+            specimens_with_tests()
             .filter(
                 order__requesting_institution_id=box.from_institution_id,
                 order__centre_id=box.centre_id,
@@ -461,7 +474,7 @@ def receive_desk_for_user(*, actor: User, box_id: int | None = None) -> ReceiveD
     )
     since = timezone.now() - dt.timedelta(hours=24)
     recent = list(
-        _specimens()
+        specimens_with_tests()
         .filter(order__centre_id__in=labs, received_at__gte=since)
         .order_by("-received_at", "-id")[:RECENT_RECEIVED_LIMIT]
     )
@@ -479,185 +492,3 @@ def receive_desk_for_user(*, actor: User, box_id: int | None = None) -> ReceiveD
         recent=recent,
         centres=list(DiagnosticCentre.objects.filter(pk__in=labs).order_by("name")),
     )
-
-
-# --- Discrepancies -------------------------------------------------------------------------------
-
-
-class DiscrepancyKind:
-    RECEIVED_UNSHIPPED = "received_unshipped"
-    NOT_SCANNED = "not_scanned"
-    MISSING = "missing"
-
-
-@dataclass(frozen=True)
-class DiscrepancyRow:
-    kind: str
-    specimen: Specimen
-    # Since when: the receipt (unshipped), the box's receipt (not scanned), the hand-over.
-    since: dt.datetime
-    hours: int
-
-    @property
-    def line(self) -> SpecimenLine:
-        return SpecimenLine(self.specimen)
-
-
-@dataclass(frozen=True)
-class Discrepancies:
-    """A lab centre's specimens whose chain of custody has a gap."""
-
-    centre: DiagnosticCentre
-    received_unshipped: list[DiscrepancyRow]
-    not_scanned: list[DiscrepancyRow]
-    missing: list[DiscrepancyRow]
-    missing_after_hours: int
-    now: dt.datetime
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {
-            DiscrepancyKind.RECEIVED_UNSHIPPED: len(self.received_unshipped),
-            DiscrepancyKind.NOT_SCANNED: len(self.not_scanned),
-            DiscrepancyKind.MISSING: len(self.missing),
-            "total": len(self.received_unshipped) + len(self.not_scanned) + len(self.missing),
-        }
-
-    @property
-    def total(self) -> int:
-        return self.counts["total"]
-
-
-def _discrepancy_querysets(
-    centre_id: int,
-    *,
-    now: dt.datetime,
-    institution_ids: Iterable[int] | None = None,
-    specimens: QuerySet[Specimen] | None = None,
-) -> tuple[QuerySet[Specimen], QuerySet[Specimen], QuerySet[Specimen], int]:
-    policy = policy_for(centre_id)
-    base = (specimens if specimens is not None else Specimen.objects.all()).filter(
-        order__centre_id=centre_id
-    )
-    base = base.exclude(order__status=OrderStatus.CANCELLED)
-    if institution_ids is not None:
-        base = base.filter(order__requesting_institution_id__in=list(institution_ids))
-    unshipped = base.filter(received_unshipped=True, received_at__gte=now - UNSHIPPED_WINDOW)
-    not_scanned = base.filter(status=SpecimenStatus.SHIPPED, box__status=BoxStatus.RECEIVED)
-    missing = base.filter(
-        status=SpecimenStatus.SHIPPED,
-        box__status=BoxStatus.SHIPPED,
-        box__shipped_at__lt=now - dt.timedelta(hours=policy.missing_after_hours),
-    )
-    return unshipped, not_scanned, missing, policy.missing_after_hours
-
-
-def discrepancy_counts(centre_id: int, *, now: dt.datetime | None = None) -> dict[str, int]:
-    """How many of each discrepancy a lab centre has (for the queue; callers check access)."""
-    unshipped, not_scanned, missing, _hours = _discrepancy_querysets(
-        centre_id, now=now or timezone.now()
-    )
-    counts = {
-        DiscrepancyKind.RECEIVED_UNSHIPPED: unshipped.count(),
-        DiscrepancyKind.NOT_SCANNED: not_scanned.count(),
-        DiscrepancyKind.MISSING: missing.count(),
-    }
-    counts["total"] = sum(counts.values())
-    return counts
-
-
-def discrepancy_centres_for(actor: User) -> list[DiagnosticCentre]:
-    """Lab centres whose discrepancies the actor may see (their lab, or their clinic's)."""
-    scope = actor_scope(actor)
-    ids = set(lab_centre_ids(scope))
-    centres = {c.pk: c for c in open_box_centres(scope)}
-    centres.update({c.pk: c for c in DiagnosticCentre.objects.filter(pk__in=ids)})
-    return sorted(centres.values(), key=lambda c: (c.pk not in ids, c.name))
-
-
-def _rows(
-    kind: str, specimens: QuerySet[Specimen], when: str, now: dt.datetime
-) -> list[DiscrepancyRow]:
-    rows = []
-    for specimen in specimens.order_by("id")[:500]:
-        since = _since(specimen, when) or specimen.collected_at
-        hours = max(0, int((now - since).total_seconds() // 3600))
-        rows.append(DiscrepancyRow(kind=kind, specimen=specimen, since=since, hours=hours))
-    rows.sort(key=lambda r: r.since)
-    return rows
-
-
-def _since(specimen: Specimen, when: str) -> dt.datetime | None:
-    if when == "received":
-        return specimen.received_at
-    if specimen.box is None:
-        return None
-    return specimen.box.received_at if when == "box_received" else specimen.box.shipped_at
-
-
-def discrepancies_for_centre(
-    *, actor: User, centre_id: int, now: dt.datetime | None = None
-) -> Discrepancies:
-    """The centre's discrepancies: all of them for its lab staff, its own for a clinic.
-
-    Raises
-    ------
-    NotFound
-        No such lab centre (audited).
-    AccessDenied
-        Neither staff of the centre nor a clinic of the association it serves (audited).
-    """
-    action = "lab.discrepancies"
-    centre = DiagnosticCentre.objects.filter(pk=centre_id, kind=CentreKind.LAB).first()
-    if centre is None:
-        audit_record(
-            actor=actor,
-            action=action,
-            outcome=Outcome.FAILED,
-            resource_type="lab_centre",
-            resource_id=centre_id,
-            reason="no such lab centre",
-        )
-        raise NotFound(_("No such lab centre."))
-    scope = actor_scope(actor)
-    institutions: list[int] | None = None
-    if centre.pk not in lab_centre_ids(scope):
-        institutions = [
-            m.institution_id
-            for m in scope.memberships
-            if m.institution_id in scope.care_institution_ids
-            and m.institution.association_id == centre.association_id
-        ]
-        if not institutions:
-            audit_record(
-                actor=actor,
-                action=action,
-                outcome=Outcome.DENIED,
-                resource_type="lab_centre",
-                resource_id=centre.pk,
-                reason="neither staff of the centre nor a clinic it serves",
-            )
-            raise AccessDenied(
-                _("Only the lab centre and the clinics it serves see its discrepancies.")
-            )
-    now = now or timezone.now()
-    unshipped, not_scanned, missing, hours = _discrepancy_querysets(
-        centre.pk, now=now, institution_ids=institutions, specimens=_specimens()
-    )
-    result = Discrepancies(
-        centre=centre,
-        received_unshipped=_rows(DiscrepancyKind.RECEIVED_UNSHIPPED, unshipped, "received", now),
-        not_scanned=_rows(DiscrepancyKind.NOT_SCANNED, not_scanned, "box_received", now),
-        missing=_rows(DiscrepancyKind.MISSING, missing, "shipped", now),
-        missing_after_hours=hours,
-        now=now,
-    )
-    audit_record(
-        actor=actor,
-        action=action,
-        outcome=Outcome.ALLOWED,
-        resource_type="lab_centre",
-        resource_id=centre.pk,
-        detail=result.counts,
-    )
-    return result

@@ -1,8 +1,9 @@
 """The lab pages people work from: the centre's queue, the clinic's orders, the dashboard.
 
-Thin: the lists come from ``lab.selectors`` and the figures from ``lab.stats`` (both audit
-their reads and denials); these views only validate the query string and turn domain
-errors into HTTP. A bad filter shows the default list with a message, as a 400.
+Thin: the lists come from ``lab.queue_selectors`` and ``lab.selectors``, the figures from
+``lab.stats`` (all audit their reads and denials); these views only validate the query
+string and turn domain errors into HTTP. A bad filter shows the default list with a
+message, as a 400.
 """
 
 from __future__ import annotations
@@ -23,13 +24,8 @@ from audit.services import audit_record
 from core.views import audit_invalid_form, domain_errors, error_page
 from lab.access import lab_centre_ids
 from lab.models import Priority
-from lab.selectors import (
-    CLINIC_FILTERS,
-    NEAR_TARGET,
-    QUEUE_TABS,
-    orders_for_clinic,
-    queue_for_user,
-)
+from lab.queue_selectors import NEAR_TARGET, QUEUE_TABS, queue_for_user
+from lab.selectors import CLINIC_FILTERS, orders_for_clinic
 from lab.stats import (
     DEFAULT_DAYS,
     PERIOD_DAYS,

@@ -1,8 +1,8 @@
 """The results entry page and its actions, and the signed report's PDF.
 
-Thin: the page comes from ``lab.results.results_page_for_user`` (lab staff only, audited),
-writes go through the services of ``lab.results``. A refused write shows the page again
-with the reason, as a 400.
+Thin: the page comes from ``lab.results_page.results_page_for_user`` (lab staff only,
+audited), writes go through the services of ``lab.results`` and ``lab.reports``. A refused
+write shows the page again with the reason, as a 400.
 """
 
 from __future__ import annotations
@@ -22,20 +22,15 @@ from accounts.views import acting_user, session_required
 from core.views import audit_invalid_form, domain_errors
 from lab.forms_results import AmendForm, ResultsEntryForm, SignForm, ValidateForm
 from lab.models import ItemStatus
+from lab.reports import ACTION_AMEND, ACTION_SIGN, report_amend, report_pdf_for_user, report_sign
 from lab.results import (
-    ACTION_AMEND,
     ACTION_SAVE,
-    ACTION_SIGN,
     ACTION_VALIDATE,
-    ResultsPage,
     ResultsRefused,
-    report_amend,
-    report_pdf_for_user,
-    report_sign,
-    results_page_for_user,
     results_save,
     results_validate_technical,
 )
+from lab.results_page import ResultsPage, results_page_for_user
 from lab.workflow_common import order_link
 from objectstore import StoreUnavailable
 from records.services import InvalidRecord

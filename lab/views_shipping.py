@@ -1,10 +1,11 @@
 """Pages of the shipment: boxes at the clinic, the receiving desk, the discrepancies.
 
-Thin: reads go through ``lab.shipping_selectors`` (which audit), writes through
-``lab.shipping``. A scan posted by ``scan.js`` (``Accept: application/json``) gets a JSON
-line back — ``{"ok", "level", "message", "warnings"}`` with 200, 400, 403 or 404 — so the
-scanning page keeps its focus; the same form posted without JavaScript gets the page back
-(a redirect with a message, or the page with the error as a 400).
+Thin: reads go through ``lab.shipping_selectors`` and ``lab.discrepancies`` (which audit),
+writes through ``lab.shipping`` (packing) and ``lab.receipt`` (at the lab centre). A scan
+posted by ``scan.js`` (``Accept: application/json``) gets a JSON line back — ``{"ok",
+"level", "message", "warnings"}`` with 200, 400, 403 or 404 — so the scanning page keeps
+its focus; the same form posted without JavaScript gets the page back (a redirect with a
+message, or the page with the error as a 400).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from association.selectors import actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
 from core.views import audit_invalid_form, domain_errors, error_page
+from lab.discrepancies import (
+    UNSHIPPED_WINDOW,
+    Discrepancies,
+    discrepancies_for_centre,
+    discrepancy_centres_for,
+)
 from lab.forms_shipping import (
     BoxQueryForm,
     CentreFilterForm,
@@ -34,23 +41,11 @@ from lab.forms_shipping import (
 )
 from lab.manifest import manifest_pdf_render
 from lab.models import BoxStatus, RejectionReason, SpecimenStatus
-from lab.shipping import (
-    box_add,
-    box_open,
-    box_receive,
-    box_remove,
-    box_ship,
-    is_box_number,
-    specimen_receive,
-    specimen_reject,
-)
+from lab.receipt import box_receive, specimen_receive, specimen_reject
+from lab.shipping import box_add, box_open, box_remove, box_ship, is_box_number
 from lab.shipping_selectors import (
-    UNSHIPPED_WINDOW,
-    Discrepancies,
     box_detail_for_user,
     boxes_for_user,
-    discrepancies_for_centre,
-    discrepancy_centres_for,
     open_box_centres,
     receive_desk_for_user,
 )

@@ -15,8 +15,10 @@ from association.models import DiagnosticCentre
 from lab.demo import LAB_CENTRE_CODE
 from lab.models import Box, CriticalAlert, LabOrder, LabTest, OrderItem, Priority, Specimen
 from lab.ordering import order_create, specimens_collect
-from lab.results import report_sign, result_save, results_validate_technical
-from lab.shipping import box_add, box_open, box_receive, box_ship, specimen_receive
+from lab.receipt import box_receive, specimen_receive
+from lab.reports import report_sign
+from lab.results import result_save, results_validate_technical
+from lab.shipping import box_add, box_open, box_ship
 from records.models import Patient
 
 

@@ -25,7 +25,8 @@ from lab.models import (
     SpecimenStatus,
 )
 from lab.numbering import create_numbered, next_barcode, next_order_number
-from lab.results import ResultEntry, report_sign, results_save, results_validate_technical
+from lab.reports import report_sign
+from lab.results import ResultEntry, results_save, results_validate_technical
 
 LAB_CENTRE = "qingshan-lab"
 

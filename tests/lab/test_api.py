@@ -29,7 +29,8 @@ from lab.models import (
     Result,
     SpecimenStatus,
 )
-from lab.results import report_sign, result_save, results_validate_technical
+from lab.reports import report_sign
+from lab.results import result_save, results_validate_technical
 from lab.workflow_common import MAX_IMPORT_BYTES
 from tests.lab.matrix_support import ids_of, lab_centre, ordered, received
 

@@ -13,9 +13,6 @@ from django.utils import translation
 from association.models import DiagnosticCentre
 from audit.models import AuditEvent, Outcome
 from lab.catalogue import (
-    LabTestData,
-    PanelData,
-    RangeData,
     catalogue_for_centre,
     lab_test_create,
     lab_test_update,
@@ -23,6 +20,7 @@ from lab.catalogue import (
     panel_update,
     reference_for,
 )
+from lab.catalogue_checks import LabTestData, PanelData, RangeData
 from lab.models import Container, LabTest, Panel, ReferenceRange, SpecimenType, ValueKind
 from records.selectors import AccessDenied
 from records.services import InvalidRecord

@@ -42,6 +42,7 @@ def admin_client(client: Client, actors: Any) -> Client:
         )
     )
     client.force_login(user)
+    client.cookies["django_language"] = "en"  # the assertions read English messages
     return client
 
 

@@ -16,12 +16,8 @@ from django.utils import timezone
 from audit.models import AuditEvent, Outcome
 from lab.access import order_get_for_user
 from lab.models import ItemStatus, OrderStatus, Priority
-from lab.selectors import (
-    _count_of,
-    order_steps,
-    orders_for_clinic,
-    queue_for_user,
-)
+from lab.queue_selectors import _count_of, queue_for_user
+from lab.selectors import order_steps, orders_for_clinic
 from records.selectors import AccessDenied
 from tests.lab.views_support import hexi_lab_tech, make_alert, make_order
 
@@ -208,7 +204,7 @@ def test_queue_takes_the_same_queries_for_more_rows(actors, order_for):
 
 
 def test_discrepancies_show_as_a_warning_chip(login_as, order_for, monkeypatch):
-    monkeypatch.setattr("lab.selectors.discrepancy_total", lambda ids: 3)
+    monkeypatch.setattr("lab.queue_selectors.discrepancy_total", lambda ids: 3)
     html = login_as("labtech").get("/lab/queue/").content.decode()
     assert "chip-warning" in html
     assert "3 shipment discrepancies" in html

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone, translation
 
 from audit.models import AuditEvent, Outcome
+from lab.discrepancies import discrepancies_for_centre, discrepancy_counts
 from lab.models import (
     Box,
     BoxStatus,
@@ -20,15 +21,8 @@ from lab.models import (
     SpecimenStatus,
 )
 from lab.numbering import luhn_digit
-from lab.shipping import (
-    box_add,
-    box_open,
-    box_receive,
-    box_ship,
-    specimen_receive,
-    specimen_reject,
-)
-from lab.shipping_selectors import discrepancies_for_centre, discrepancy_counts
+from lab.receipt import box_receive, specimen_receive, specimen_reject
+from lab.shipping import box_add, box_open, box_ship
 from realtime.models import Notification, Severity
 from records.models import TimelineEvent
 from records.selectors import AccessDenied, NotFound
@@ -62,9 +56,11 @@ def box(actors, order):
 
 
 def refused(callable_, **kwargs) -> str:
-    with translation.override("en"), pytest.raises(InvalidRecord) as caught:
-        callable_(**kwargs)
-    return str(caught.value)
+    """The refusal's message, in English (messages are lazy: read inside the override)."""
+    with translation.override("en"):
+        with pytest.raises(InvalidRecord) as caught:
+            callable_(**kwargs)
+        return str(caught.value)
 
 
 # --- The whole path ------------------------------------------------------------------------------
@@ -358,10 +354,10 @@ def test_outsiders_and_auditors_do_not_see_discrepancies(actors):
 def test_a_specimen_received_at_another_desk_meanwhile_is_received_once(
     actors, order, box, monkeypatch
 ):
-    from lab import shipping
+    from lab import receipt
 
     barcode = order[1][0].barcode
-    checks = shipping._receive_warnings
+    checks = receipt._receive_warnings
 
     def other_desk_first(specimen, **kwargs):
         Specimen.objects.filter(pk=specimen.pk).update(
@@ -371,7 +367,7 @@ def test_a_specimen_received_at_another_desk_meanwhile_is_received_once(
         )
         return checks(specimen, **kwargs)
 
-    monkeypatch.setattr(shipping, "_receive_warnings", other_desk_first)
+    monkeypatch.setattr(receipt, "_receive_warnings", other_desk_first)
     assert "was already received at" in refused(
         specimen_receive, actor=actors.labtech, barcode=barcode
     )

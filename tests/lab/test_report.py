@@ -21,12 +21,8 @@ from lab.models import (
     ResultChange,
 )
 from lab.report_pdf import report_document, report_pdf_render, report_rows
-from lab.results import (
-    report_amend,
-    report_pdf_for_user,
-    report_sign,
-    results_validate_technical,
-)
+from lab.reports import report_amend, report_pdf_for_user, report_sign
+from lab.results import results_validate_technical
 from objectstore import get_store
 from realtime.models import Notification
 from records.models import TimelineEvent

@@ -26,10 +26,10 @@ from lab.models import (
     Specimen,
     SpecimenStatus,
 )
+from lab.reports import report_sign
 from lab.results import (
     ResultEntry,
     ResultsRefused,
-    report_sign,
     result_save,
     results_save,
     results_validate_technical,

@@ -169,7 +169,8 @@ def test_the_clinic_sees_results_only_once_the_report_is_signed(login_as, actors
     lab_page = login_as("labtech").get(_url("order", order)).content.decode()
     assert "5.6" in lab_page
     enter(order, actors.labtech, NA="139")
-    from lab.results import report_sign, results_validate_technical
+    from lab.reports import report_sign
+    from lab.results import results_validate_technical
 
     results_validate_technical(actor=actors.labtech, order_id=order.pk)
     report_sign(actor=actors.labtech, order_id=order.pk)

@@ -49,9 +49,11 @@ def box(actors):
 
 
 def refused(callable_, **kwargs) -> str:
-    with translation.override("en"), pytest.raises(InvalidRecord) as caught:
-        callable_(**kwargs)
-    return str(caught.value)
+    """The refusal's message, in English (messages are lazy: read inside the override)."""
+    with translation.override("en"):
+        with pytest.raises(InvalidRecord) as caught:
+            callable_(**kwargs)
+        return str(caught.value)
 
 
 # --- Opening a box ------------------------------------------------------------------------------
@@ -211,8 +213,9 @@ def test_handing_over_ships_the_box_its_specimens_and_complete_orders(actors, or
 
 
 def test_the_box_is_shipped_in_the_language_of_each_lab_technician(actors, order, box):
-    actors.labtech.preferred_language = "en"
-    actors.labtech.save()
+    labtech = actors.labtech  # each attribute lookup reads the user afresh
+    labtech.preferred_language = "en"
+    labtech.save()
     box_add(actor=actors.village, box_id=box.pk, barcode=order[1][0].barcode)
     box_ship(actor=actors.village, box_id=box.pk, scanned_number=box.number, courier="李")
     note = Notification.objects.filter(recipient=actors.labtech).latest("id")
@@ -263,6 +266,62 @@ def test_a_box_is_handed_over_once_and_then_closed(actors, order, box):
     assert "nothing can be taken out" in refused(
         box_remove, actor=actors.village, box_id=box.pk, barcode=specimens[0].barcode
     )
+
+
+def _cancel(lab_order):
+    """The clinic cancels the order after its tubes went into the box (row set directly)."""
+    lab_order.status = OrderStatus.CANCELLED
+    lab_order.save()
+
+
+def test_a_box_holding_specimens_of_a_cancelled_order_is_not_handed_over(actors, zhang, box):
+    lab_order, specimens = collected_order(doctor=actors.village, patient=zhang, clinic="dongshan")
+    _kept_order, kept = collected_order(
+        doctor=actors.village, patient=zhang, clinic="dongshan", codes=("K",)
+    )
+    for specimen in [*specimens, *kept]:
+        box_add(actor=actors.village, box_id=box.pk, barcode=specimen.barcode)
+    _cancel(lab_order)
+    message = refused(
+        box_ship, actor=actors.village, box_id=box.pk, scanned_number=box.number, courier="张"
+    )
+    barcodes = ", ".join(sorted(s.barcode for s in specimens))
+    assert message == (f"Take out the specimens of cancelled orders before shipping: {barcodes}")
+    assert Box.objects.get(pk=box.pk).status == BoxStatus.PACKING
+    assert {s.status for s in box_specimens(box)} == {SpecimenStatus.PACKED}
+    assert not SpecimenEvent.objects.filter(box=box, kind="shipped").exists()
+    assert AuditEvent.objects.filter(
+        action="lab.box.ship", outcome=Outcome.FAILED, resource_id=str(box.pk)
+    ).exists()
+    for specimen in specimens:
+        box_remove(actor=actors.village, box_id=box.pk, barcode=specimen.barcode)
+    shipped = box_ship(actor=actors.village, box_id=box.pk, scanned_number=box.number, courier="张")
+    assert shipped.status == BoxStatus.SHIPPED
+    assert [s.barcode for s in box_specimens(shipped)] == [kept[0].barcode]
+
+
+def test_an_order_cancelled_during_the_hand_over_keeps_the_box_at_the_clinic(
+    actors, order, box, monkeypatch
+):
+    from lab import shipping
+
+    lab_order, specimens = order
+    box_add(actor=actors.village, box_id=box.pk, barcode=specimens[0].barcode)
+    checks = shipping._ship_problem
+
+    def cancelled_after_the_check(**kwargs):
+        problem = checks(**kwargs)
+        _cancel(lab_order)
+        return problem
+
+    monkeypatch.setattr(shipping, "_ship_problem", cancelled_after_the_check)
+    message = refused(
+        box_ship, actor=actors.village, box_id=box.pk, scanned_number=box.number, courier="张"
+    )
+    assert message.endswith(f"before shipping: {specimens[0].barcode}")
+    assert Box.objects.get(pk=box.pk).status == BoxStatus.PACKING
+    assert Specimen.objects.get(pk=specimens[0].pk).status == SpecimenStatus.PACKED
+    assert not Notification.objects.filter(kind="lab.box_shipped").exists()
 
 
 # --- The manifest --------------------------------------------------------------------------------

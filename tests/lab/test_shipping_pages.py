@@ -73,6 +73,17 @@ def test_the_lab_pages_render(client, actors, shipped, language):
     assert client.get(reverse("lab:box", args=[shipped.pk])).status_code == 200
 
 
+def test_the_box_page_warns_of_specimens_of_cancelled_orders(client, actors, order, packing):
+    lab_order, specimens = order
+    lab_order.status = OrderStatus.CANCELLED
+    lab_order.save()
+    login(client, actors.village)
+    html = client.get(reverse("lab:box", args=[packing.pk])).content.decode()
+    warning = f"Take out the specimens of cancelled orders before shipping: {specimens[0].barcode}"
+    assert html.count(warning) == 2  # above the box's specimens, and above the hand-over
+    assert '<span class="status lab-rejected">Cancelled</span>' in html
+
+
 # --- Who may open which page ---------------------------------------------------------------------
 
 
