@@ -36,6 +36,7 @@ from lab.catalogue_checks import (
 )
 from lab.models import LabTest, Panel, ReferenceRange
 from lab.workflow_common import age_days, refuse_plain
+from records.models import Sex
 from records.selectors import AccessDenied, NotFound
 
 # Reads and guards take whoever asks (a request's user); changes take a signed-in User.
@@ -115,7 +116,7 @@ def reference_for(
 
 def range_summary(r: ReferenceRange) -> str:
     """A range as shown in lists: "M 18–∞ y: 57–111" (the unit is shown beside it)."""
-    who = r.sex or _("all")
+    who = Sex(r.sex).label if r.sex in Sex.values else _("all")
     to = years_of(r.age_max_days) if r.age_max_days is not None else "∞"
     ages = f"{years_of(r.age_min_days)}–{to}"
     if r.text:

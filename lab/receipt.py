@@ -55,7 +55,6 @@ from records.selectors import AccessDenied
 from records.services import timeline_add
 
 MAX_CONDITION = 200
-_l = gettext_lazy
 
 _BEFORE_RECEIPT = (SpecimenStatus.COLLECTED, SpecimenStatus.PACKED, SpecimenStatus.SHIPPED)
 _NOT_YET_RECEIVED = (OrderStatus.ORDERED, OrderStatus.COLLECTED, OrderStatus.SHIPPED)
@@ -76,7 +75,7 @@ class ReceiveOutcome:
 
 def _already_received(box: Box) -> Promise:
     return later(
-        _l("Box %(number)s was already received at %(time)s by %(name)s."),
+        gettext_lazy("Box %(number)s was already received at %(time)s by %(name)s."),
         number=box.number,
         time=when_text(box.received_at),
         name=str(box.received_by) if box.received_by else "?",
@@ -105,7 +104,7 @@ def box_receive(*, actor: User, scanned_number: str, condition_note: str = "") -
             actor=actor,
             action=action,
             message=later(
-                _l("No box has the number %(number)s. Check the label and scan again."),
+                gettext_lazy("No box has the number %(number)s. Check the label and scan again."),
                 number=number[:20],
             ),
             resource_type="lab_box",
@@ -122,7 +121,7 @@ def box_receive(*, actor: User, scanned_number: str, condition_note: str = "") -
         problem = _already_received(box)
     elif box.status == BoxStatus.PACKING:
         problem = later(
-            _l(
+            gettext_lazy(
                 "Box %(number)s was never handed to the courier: the clinic is still packing"
                 " it. Scan its specimens one by one; they will be listed as received without"
                 " shipment."
@@ -131,7 +130,9 @@ def box_receive(*, actor: User, scanned_number: str, condition_note: str = "") -
         )
     elif len(note) > MAX_CONDITION:
         problem = later(
-            _l("The note on the box's condition is too long (at most %(max)s characters)."),
+            gettext_lazy(
+                "The note on the box's condition is too long (at most %(max)s characters)."
+            ),
             max=MAX_CONDITION,
         )
     if problem is not None:
@@ -175,20 +176,22 @@ def _receive_problem(specimen: Specimen) -> Promise | None:
     code = specimen.barcode
     if specimen.status == SpecimenStatus.RECEIVED:
         return later(
-            _l("Specimen %(barcode)s was already received at %(time)s by %(name)s."),
+            gettext_lazy("Specimen %(barcode)s was already received at %(time)s by %(name)s."),
             barcode=code,
             time=when_text(specimen.received_at),
             name=str(specimen.received_by) if specimen.received_by else "?",
         )
     if specimen.status == SpecimenStatus.REJECTED:
         return later(
-            _l("Specimen %(barcode)s was already rejected: %(reason)s."),
+            gettext_lazy("Specimen %(barcode)s was already rejected: %(reason)s."),
             barcode=code,
             reason=_reason_label(specimen.rejection_reason),
         )
     if specimen.order.status == OrderStatus.CANCELLED:
         return later(
-            _l("The clinic cancelled order %(order)s; do not process specimen %(barcode)s."),
+            gettext_lazy(
+                "The clinic cancelled order %(order)s; do not process specimen %(barcode)s."
+            ),
             order=specimen.order.number,
             barcode=code,
         )
@@ -204,7 +207,7 @@ def _receive_warnings(specimen: Specimen, *, unshipped: bool, now: dt.datetime) 
     if unshipped:
         warnings.append(
             later(
-                _l(
+                gettext_lazy(
                     "Specimen %(barcode)s was never shipped: the clinic did not hand it over in"
                     " a box. It is received and listed under discrepancies."
                 ),
@@ -216,7 +219,7 @@ def _receive_warnings(specimen: Specimen, *, unshipped: bool, now: dt.datetime) 
     if hours >= limit:
         warnings.append(
             later(
-                _l(
+                gettext_lazy(
                     "Collected %(hours)s hours ago (the limit is %(limit)s hours): consider"
                     " rejecting it as too old."
                 ),
@@ -273,7 +276,9 @@ def specimen_receive(*, actor: User, barcode: str) -> ReceiveOutcome:
             )
     specimen.refresh_from_db()
     if not received:
-        message = _receive_problem(specimen) or _l("The specimen changed meanwhile; scan again.")
+        message = _receive_problem(specimen) or gettext_lazy(
+            "The specimen changed meanwhile; scan again."
+        )
         raise refuse(actor=actor, action=action, order=order, message=message)
     return ReceiveOutcome(
         specimen=specimen, unshipped=unshipped, warnings=[str(w) for w in warnings]
@@ -285,14 +290,16 @@ def specimen_receive(*, actor: User, barcode: str) -> ReceiveOutcome:
 
 def _reject_problem(specimen: Specimen, *, reason: str, note: str) -> Promise | None:
     if reason not in RejectionReason.values:
-        return _l("Choose why the specimen is rejected.")
+        return gettext_lazy("Choose why the specimen is rejected.")
     if reason == RejectionReason.OTHER and not note:
-        return _l("Describe the reason in the note when you choose “Other”.")
+        return gettext_lazy("Describe the reason in the note when you choose “Other”.")
     if len(note) > MAX_REASON:
-        return later(_l("The note is too long (at most %(max)s characters)."), max=MAX_REASON)
+        return later(
+            gettext_lazy("The note is too long (at most %(max)s characters)."), max=MAX_REASON
+        )
     if specimen.status == SpecimenStatus.REJECTED:
         return later(
-            _l("Specimen %(barcode)s was already rejected: %(reason)s."),
+            gettext_lazy("Specimen %(barcode)s was already rejected: %(reason)s."),
             barcode=specimen.barcode,
             reason=_reason_label(specimen.rejection_reason),
         )
@@ -305,7 +312,9 @@ def _reject_problem(specimen: Specimen, *, reason: str, note: str) -> Promise | 
     )
     if resulted:
         return later(
-            _l("Results were already entered for specimen %(barcode)s; it cannot be rejected now."),
+            gettext_lazy(
+                "Results were already entered for specimen %(barcode)s; it cannot be rejected now."
+            ),
             barcode=specimen.barcode,
         )
     return None
@@ -338,7 +347,7 @@ def specimen_reject(*, actor: User, barcode: str, reason: str, note: str = "") -
             )
     specimen.refresh_from_db()
     if not rejected:
-        message = _reject_problem(specimen, reason=reason, note=note) or _l(
+        message = _reject_problem(specimen, reason=reason, note=note) or gettext_lazy(
             "The specimen changed meanwhile; scan again."
         )
         raise refuse(actor=actor, action=action, order=order, message=message)
@@ -391,12 +400,12 @@ def _record_rejection(
         data={"order": order.pk, "specimen": specimen.pk, "reason": reason},
     )
     body = (
-        _l(
+        gettext_lazy(
             "The lab rejected specimen %(barcode)s (%(specimen)s; %(tests)s): %(reason)s."
             " %(note)sThe order is closed: collect a new specimen and order the tests again."
         )
         if order_closed
-        else _l(
+        else gettext_lazy(
             "The lab rejected specimen %(barcode)s (%(specimen)s; %(tests)s): %(reason)s."
             " %(note)sCollect a new specimen and order these tests again."
         )
@@ -405,7 +414,7 @@ def _record_rejection(
         [order.requested_by, *clinic_doctors_of(order.requesting_institution_id)],
         order=order,
         kind="lab.specimen_rejected",
-        title=_l("Specimen rejected: %(name)s, order %(number)s"),
+        title=gettext_lazy("Specimen rejected: %(name)s, order %(number)s"),
         body=body,
         params={
             "barcode": specimen.barcode,

@@ -52,9 +52,9 @@ from realtime.services import notification_send
 from records.selectors import AccessDenied, NotFound
 from records.services import InvalidRecord
 
-_l = gettext_lazy
-
-MALFORMED = _l("This is not a specimen barcode of ours, or it was mistyped. Scan it again.")
+MALFORMED = gettext_lazy(
+    "This is not a specimen barcode of ours, or it was mistyped. Scan it again."
+)
 # A specimen still at the clinic (not yet handed to the courier).
 UNSHIPPED = (SpecimenStatus.COLLECTED, SpecimenStatus.PACKED)
 
@@ -102,7 +102,7 @@ def specimen_by_scan(*, actor: User, barcode: str, action: str) -> Specimen:
             actor=actor,
             action=action,
             message=later(
-                _l(
+                gettext_lazy(
                     "No specimen has the barcode %(barcode)s. Check that it was collected in"
                     " the system and that the label is the right one."
                 ),
@@ -200,34 +200,39 @@ def _packing_problem(specimen: Specimen, box: Box) -> Promise | None:
     order = specimen.order
     code = specimen.barcode
     if specimen.box_id == box.pk and specimen.status == SpecimenStatus.PACKED:
-        return later(_l("Specimen %(barcode)s is already in this box."), barcode=code)
+        return later(gettext_lazy("Specimen %(barcode)s is already in this box."), barcode=code)
     if specimen.status == SpecimenStatus.REJECTED:
         return later(
-            _l("Specimen %(barcode)s was rejected by the lab; collect a new one."), barcode=code
+            gettext_lazy("Specimen %(barcode)s was rejected by the lab; collect a new one."),
+            barcode=code,
         )
     if specimen.status in (SpecimenStatus.SHIPPED, SpecimenStatus.RECEIVED):
         if specimen.box is not None and specimen.status == SpecimenStatus.SHIPPED:
             return later(
-                _l("Specimen %(barcode)s was already shipped in box %(box)s."),
+                gettext_lazy("Specimen %(barcode)s was already shipped in box %(box)s."),
                 barcode=code,
                 box=specimen.box.number,
             )
-        return later(_l("Specimen %(barcode)s has already been received by the lab."), barcode=code)
+        return later(
+            gettext_lazy("Specimen %(barcode)s has already been received by the lab."), barcode=code
+        )
     if specimen.box is not None:
         return later(
-            _l("Specimen %(barcode)s is already in box %(box)s. Take it out of that box first."),
+            gettext_lazy(
+                "Specimen %(barcode)s is already in box %(box)s. Take it out of that box first."
+            ),
             barcode=code,
             box=specimen.box.number,
         )
     if order.status == OrderStatus.CANCELLED:
         return later(
-            _l("Order %(order)s of specimen %(barcode)s was cancelled; do not ship it."),
+            gettext_lazy("Order %(order)s of specimen %(barcode)s was cancelled; do not ship it."),
             order=order.number,
             barcode=code,
         )
     if order.centre_id != box.centre_id:
         return later(
-            _l(
+            gettext_lazy(
                 "Specimen %(barcode)s goes to %(centre)s, not to this box's lab centre. Pack it"
                 " in a box for that centre."
             ),
@@ -235,7 +240,7 @@ def _packing_problem(specimen: Specimen, box: Box) -> Promise | None:
             centre=order.centre.name,
         )
     if specimen.status != SpecimenStatus.COLLECTED:
-        return later(_l("Specimen %(barcode)s cannot be packed now."), barcode=code)
+        return later(gettext_lazy("Specimen %(barcode)s cannot be packed now."), barcode=code)
     return None
 
 
@@ -258,7 +263,9 @@ def box_add(*, actor: User, box_id: int, barcode: str) -> Specimen:
             action=action,
             box=box,
             message=later(
-                _l("Box %(number)s was handed to the courier; open a new box for more specimens."),
+                gettext_lazy(
+                    "Box %(number)s was handed to the courier; open a new box for more specimens."
+                ),
                 number=box.number,
             ),
         )
@@ -266,7 +273,9 @@ def box_add(*, actor: User, box_id: int, barcode: str) -> Specimen:
     order = specimen.order
     if order.requesting_institution_id != box.from_institution_id:
         message = later(
-            _l("Specimen %(barcode)s belongs to another clinic's order; it cannot go in this box."),
+            gettext_lazy(
+                "Specimen %(barcode)s belongs to another clinic's order; it cannot go in this box."
+            ),
             barcode=specimen.barcode,
         )
         audit_order(actor=actor, action=action, order=order, outcome=Outcome.DENIED, reason=message)
@@ -293,7 +302,9 @@ def box_add(*, actor: User, box_id: int, barcode: str) -> Specimen:
     if not packed:  # another desk was quicker: say what it did
         specimen.refresh_from_db()
         box.refresh_from_db()
-        problem = _packing_problem(specimen, box) or _l("The box changed meanwhile; scan again.")
+        problem = _packing_problem(specimen, box) or gettext_lazy(
+            "The box changed meanwhile; scan again."
+        )
         raise refuse(actor=actor, action=action, order=order, message=problem)
     specimen.refresh_from_db()
     return specimen
@@ -309,12 +320,16 @@ def box_remove(*, actor: User, box_id: int, barcode: str) -> Specimen:
             action=action,
             box=box,
             message=later(
-                _l("Box %(number)s was handed to the courier; nothing can be taken out any more."),
+                gettext_lazy(
+                    "Box %(number)s was handed to the courier; nothing can be taken out any more."
+                ),
                 number=box.number,
             ),
         )
     specimen = specimen_by_scan(actor=actor, barcode=barcode, action=action)
-    not_here = later(_l("Specimen %(barcode)s is not in this box."), barcode=specimen.barcode)
+    not_here = later(
+        gettext_lazy("Specimen %(barcode)s is not in this box."), barcode=specimen.barcode
+    )
     if specimen.box_id != box.pk or specimen.status != SpecimenStatus.PACKED:
         raise refuse_box(actor=actor, action=action, box=box, message=not_here)
     with transaction.atomic():
@@ -342,15 +357,15 @@ def box_remove(*, actor: User, box_id: int, barcode: str) -> Specimen:
 def _ship_problem(*, box: Box, scanned: str, courier: str) -> Promise | None:
     if box.status != BoxStatus.PACKING:
         return later(
-            _l("Box %(number)s was already handed to the courier at %(time)s."),
+            gettext_lazy("Box %(number)s was already handed to the courier at %(time)s."),
             number=box.number,
             time=when_text(box.shipped_at),
         )
     if not scanned:
-        return _l("Scan the number on the box's label.")
+        return gettext_lazy("Scan the number on the box's label.")
     if scanned != box.number:
         return later(
-            _l(
+            gettext_lazy(
                 "You scanned %(scanned)s, but this is box %(number)s. Scan the label of the"
                 " box you hand over."
             ),
@@ -358,20 +373,24 @@ def _ship_problem(*, box: Box, scanned: str, courier: str) -> Promise | None:
             number=box.number,
         )
     if not courier:
-        return _l("Name the courier who takes the box.")
+        return gettext_lazy("Name the courier who takes the box.")
     if len(courier) > MAX_COURIER:
         return later(
-            _l("The courier's name is too long (at most %(max)s characters)."), max=MAX_COURIER
+            gettext_lazy("The courier's name is too long (at most %(max)s characters)."),
+            max=MAX_COURIER,
         )
     cancelled = _cancelled_barcodes(box)
     if cancelled:
         return later(
-            _l("Take out the specimens of cancelled orders before shipping: %(barcodes)s"),
+            gettext_lazy(
+                "Take out the specimens of cancelled orders before shipping: %(barcodes)s"
+            ),
             barcodes=", ".join(cancelled),
         )
     if not box.specimens.filter(status=SpecimenStatus.PACKED).exists():
         return later(
-            _l("Box %(number)s is empty: scan its specimens into it first."), number=box.number
+            gettext_lazy("Box %(number)s is empty: scan its specimens into it first."),
+            number=box.number,
         )
     return None
 
@@ -420,7 +439,7 @@ def box_ship(*, actor: User, box_id: int, scanned_number: str, courier: str) -> 
     if not shipped:
         box.refresh_from_db()
         message = _ship_problem(box=box, scanned=scanned, courier=courier)
-        message = message or _l("The box changed meanwhile; open it again.")
+        message = message or gettext_lazy("The box changed meanwhile; open it again.")
         raise refuse_box(actor=actor, action=action, box=box, message=message)
     return box
 
