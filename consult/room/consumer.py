@@ -4,8 +4,9 @@ Thin: client messages are validated by ``consult.room.schemas`` and routed to
 ``client_<type>`` methods; database work runs in ``consult.room.services`` through
 ``db_async``; group events (``room.*``) from the room's other connections arrive at the
 ``room_*`` methods. Every client message is checked against the connection's standing
-(session, account, room role), re-read from the database when older than
-:data:`MESSAGE_RECHECK_SECONDS` and at once when anything that can change it happens:
+(session, account, room role), never older than :data:`MESSAGE_RECHECK_SECONDS` (renewed in
+the background before then, so a message rarely waits for the database) and re-read at once
+when anything that can change it happens:
 ``room.recheck`` (the consult was cancelled, declined, re-routed, completed...) and
 ``standing.changed`` (logout, password change, deactivation, sent to the user's group).
 Pushes re-read it at most every :data:`PUSH_RECHECK_SECONDS`.
@@ -13,7 +14,9 @@ Pushes re-read it at most every :data:`PUSH_RECHECK_SECONDS`.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import random
 import time
 from typing import Any
@@ -63,10 +66,16 @@ from realtime.services import standing_group
 from records.selectors import AccessDenied
 from records.services import InvalidRecord
 
+logger = logging.getLogger(__name__)
+
 # Re-reading session and membership for every message halved the room's throughput
 # (docs/benchmarks.md); changes are pushed, and this bounds what no push announces.
 MESSAGE_RECHECK_SECONDS = 5.0
 PUSH_RECHECK_SECONDS = 30.0
+# A reading older than this share of its (per-connection) age is renewed in the background
+# while messages go on; only a reading past the bound makes a message wait for the database.
+# Waiting messages were the whole tail of the signaling latency (docs/benchmarks.md).
+REFRESH_AHEAD = 0.5
 
 
 def room_language(scope: Any, user: User) -> str:
@@ -105,6 +114,7 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
     throttled: bool = False
     last_check: float = 0.0
     age_factor: float = 1.0
+    refreshing: asyncio.Future[bool] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """channels' dispatch without its ``aclose_old_connections`` per message.
@@ -176,6 +186,9 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
         await self._group({"type": "room.join", "presence": self.presence.as_event()})
 
     async def disconnect(self, code: int) -> None:
+        if self.refreshing is not None:
+            self.refreshing.cancel()
+            self.refreshing = None
         if self.group is None:
             return
         if self.publishing:
@@ -447,12 +460,35 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
         return False
 
     async def _still_allowed(self, *, max_age: float) -> bool:
-        """Re-read session, account and room role; on loss say ``closed`` and close."""
-        now = time.monotonic()
-        # Each connection's reading ages at its own pace (between half and all of
-        # ``max_age``), so sockets opened together do not all re-read at the same moment.
-        if max_age and now - self.last_check < max_age * self.age_factor:
+        """Whether the connection may go on: its standing read at most ``max_age`` ago.
+
+        A reading younger than ``max_age`` serves at once; past ``REFRESH_AHEAD`` of its
+        connection's share of ``max_age`` it is renewed in the background (each
+        connection's reading ages at its own pace, between half and all of ``max_age``, so
+        sockets opened together do not all re-read at the same moment). A reading past
+        ``max_age`` (an idle socket) or ``max_age=0`` (a push said something changed) is
+        re-read before the message is handled. On loss, say ``closed`` and close.
+        """
+        age = time.monotonic() - self.last_check
+        if max_age and age < max_age:
+            if age >= max_age * self.age_factor * REFRESH_AHEAD and self.refreshing is None:
+                self.refreshing = asyncio.ensure_future(self._recheck())
+                self.refreshing.add_done_callback(self._refreshed)
             return True
+        if self.refreshing is not None and max_age:
+            return await asyncio.shield(self.refreshing)  # the read already under way
+        return await self._recheck()
+
+    def _refreshed(self, task: asyncio.Future[bool]) -> None:
+        if self.refreshing is task:
+            self.refreshing = None
+        if not task.cancelled() and task.exception() is not None:
+            # The old reading serves until the bound; then a message re-reads and fails.
+            logger.warning("background standing read failed", exc_info=task.exception())
+
+    async def _recheck(self) -> bool:
+        """Re-read session, account and room role now; on loss say ``closed`` and close."""
+        now = time.monotonic()
         session = self.scope.get("session")
         standing = await _standing(
             session_key=getattr(session, "session_key", None),
@@ -460,8 +496,9 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
             consult_id=self.consult_id,
         )
         if standing.ok and standing.role is not None:
-            self.role = standing.role
-            self.last_check = now
+            if now >= self.last_check:  # not a background read older than a pushed one
+                self.role = standing.role
+                self.last_check = now
             return True
         if standing.session is SocketStanding.SESSION_ENDED:
             reason, code = "session_ended", CloseCode.NOT_LOGGED_IN

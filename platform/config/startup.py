@@ -1,9 +1,10 @@
 """Server start-up: load what the first requests would load, then freeze it for the collector.
 
-A Django process holds over 100,000 long-lived objects (modules, classes, URL patterns,
-settings, translations). CPython's full (generation 2) collection walks all of them: on
-the 2-core machine this takes 30–70 ms, during which the event loop serves nobody — the
-tail of the consult-room signaling latency (docs/benchmarks.md). ``gc.freeze()`` moves the
+A Django process holds some 376,000 long-lived objects once its views are imported
+(modules, classes, URL patterns, settings, translations). CPython's full (generation 2)
+collection walks all of them: on the 2-core machine this takes 87–96 ms, during which the
+event loop serves nobody: the tail of the consult-room signaling latency
+(docs/benchmarks.md). ``gc.freeze()`` moves the
 objects alive at start-up into a permanent generation that collections skip; garbage made
 while serving is collected as before. Instagram's Django fleet does the same.
 

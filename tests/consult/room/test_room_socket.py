@@ -448,6 +448,33 @@ async def test_a_direct_change_is_seen_within_the_bounded_interval(
     await expect_closed(socket, 4403)
 
 
+async def test_a_busy_socket_renews_its_standing_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages keep flowing while the reading is renewed behind them; a loss found by the
+    background read closes the socket before the bound (2 s here) is reached."""
+    monkeypatch.setattr(consumer_module, "MESSAGE_RECHECK_SECONDS", 2.0)
+    consult = await new_consult()
+    socket, _ = await join(consult.pk, "specialist")
+    await database_sync_to_async(ConsultExpert.objects.filter(consult=consult).update)(
+        status=ExpertStatus.WITHDRAWN
+    )
+    started = asyncio.get_running_loop().time()
+    closed = None
+    for n in range(20):
+        await socket.send_json_to({"type": "ping", "t": n})
+        message = await socket.receive_json_from(timeout=2)
+        if message["type"] == "closed":
+            closed = message
+            break
+        assert message == {"type": "pong", "t": n}
+        await asyncio.sleep(0.25)
+    assert closed is not None
+    assert closed["reason"] == "access_lost"
+    assert asyncio.get_running_loop().time() - started < 2.0  # found before the bound
+    await expect_closed(socket, 4403)
+
+
 async def test_deactivating_the_account_closes_its_room_sockets_at_once() -> None:
     consult = await new_consult()
     expert, requester = await admitted_pair(consult)
