@@ -9,28 +9,19 @@ signer's), so the frozen document reads the same for everyone who opens it later
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-from xml.sax.saxutils import escape
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table
 
 from accounts.models import User
 from consult.models import Consult, ConsultExpert, Recommendation
-
-FONT = "STSong-Light"
+from core.pdf import facts_table, local_time, markup, paragraph_styles, register_font, render_a4
 
 
 class OpinionFields(Protocol):
@@ -117,52 +108,20 @@ def opinion_document(
     )
 
 
-@functools.cache
-def _register_font() -> None:
-    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-
-
-@functools.cache
 def _styles() -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("body", fontName=FONT, fontSize=10.5, leading=15, wordWrap="CJK")
-    return {
-        "body": base,
-        "title": ParagraphStyle("title", parent=base, fontSize=17, leading=24, alignment=1),
-        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=10, alignment=1),
-        "heading": ParagraphStyle(
-            "heading", parent=base, fontSize=12, leading=18, spaceBefore=8, spaceAfter=2
-        ),
-        "small": ParagraphStyle("small", parent=base, fontSize=8.5, leading=12),
-    }
+    return paragraph_styles(body=10.5)
 
 
 def _text(value: str) -> str:
-    """User text as Paragraph markup: escaped, line breaks kept."""
-    return escape(value.strip()).replace("\r\n", "\n").replace("\n", "<br/>")
+    return markup(value)
 
 
 def _when(value: dt.datetime) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    return local_time(value)
 
 
 def _facts(rows: Sequence[tuple[str, str]]) -> Table:
-    styles = _styles()
-    data = [
-        [Paragraph(_text(k), styles["body"]), Paragraph(_text(v), styles["body"])] for k, v in rows
-    ]
-    table = Table(data, colWidths=[40 * mm, None], hAlign="LEFT")
-    table.setStyle(
-        TableStyle(
-            [
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("TEXTCOLOR", (0, 0), (0, -1), colors.HexColor("#555555")),
-                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#dddddd")),
-                ("TOPPADDING", (0, 0), (-1, -1), 2),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-            ]
-        )
-    )
-    return table
+    return facts_table(rows, style=_styles()["body"], label_width=40 * mm)
 
 
 def _section(title: str, body: str) -> list[Any]:
@@ -249,32 +208,14 @@ def _story(doc: OpinionDocument) -> list[Any]:
 
 def opinion_pdf_render(doc: OpinionDocument) -> bytes:
     """Render one signed version to PDF bytes (a few kilobytes; held in memory)."""
-    _register_font()
-
-    def draw_footer(canvas: Any, template: Any) -> None:
-        footer = _("%(number)s · version %(version)s · page %(page)s") % {
-            "number": doc.consult_number,
-            "version": doc.version,
-            "page": canvas.getPageNumber(),
-        }
-        canvas.saveState()
-        canvas.setFont(FONT, 8)
-        canvas.setFillColor(colors.HexColor("#777777"))
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, footer)
-        canvas.restoreState()
-
-    buffer = io.BytesIO()
-    template = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=16 * mm,
-        bottomMargin=18 * mm,
+    register_font()
+    return render_a4(
+        _story(doc),
+        footer=lambda page: (
+            _("%(number)s · version %(version)s · page %(page)s")
+            % {"number": doc.consult_number, "version": doc.version, "page": page}
+        ),
         title=f"{doc.consult_number} v{doc.version}",
         author=doc.signer,
         subject=_("Remote consultation opinion"),
-        creator="telemed",
     )
-    template.build(_story(doc), onFirstPage=draw_footer, onLaterPages=draw_footer)
-    return buffer.getvalue()

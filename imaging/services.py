@@ -21,8 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from association.models import CentreKind, DiagnosticCentre, Institution, Membership, Role
-from association.selectors import ActorScope, actor_scope
+from association.models import CentreKind, DiagnosticCentre, Membership, Role
+from association.selectors import actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
 from imaging.models import (
@@ -57,7 +57,12 @@ from imaging.workflow_selectors import (
 from realtime.models import Severity
 from realtime.services import notification_send
 from records.models import ConsentScope, Patient, PatientShare, ShareReason
-from records.selectors import AccessDenied, can_edit_patient, patient_get_for_user
+from records.selectors import (
+    AccessDenied,
+    acting_institution,
+    can_edit_patient,
+    patient_get_for_user,
+)
 from records.services import InvalidRecord, refused, timeline_add
 from records.sharing import consent_record, share_grant
 
@@ -86,17 +91,6 @@ def _centre_radiologists(centre: DiagnosticCentre) -> list[User]:
 
 
 # --- Requests ----------------------------------------------------------------------------------
-
-
-def _requesting_institution(scope: ActorScope, patient: Patient) -> Institution | None:
-    """Where the actor requests from: the resident's home clinic if they work there."""
-    care = [
-        m.institution for m in scope.memberships if m.institution_id in scope.care_institution_ids
-    ]
-    for institution in care:
-        if institution.pk == patient.home_institution_id:
-            return institution
-    return care[0] if care else None
 
 
 def _request_problem(
@@ -197,7 +191,7 @@ def imaging_request_create(
     action = "imaging.request.create"
     patient = patient_get_for_user(actor=actor, patient_id=patient_id, purpose="imaging_request")
     scope = actor_scope(actor)
-    institution = _requesting_institution(scope, patient)
+    institution = acting_institution(scope, patient)
     if institution is None:
         audit_record(
             actor=actor,

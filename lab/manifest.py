@@ -12,79 +12,46 @@ labels are in the language active when :func:`manifest_pdf_render` runs.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import io
 from collections.abc import Sequence
 from typing import Any
-from xml.sax.saxutils import escape
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
+from core.pdf import (
+    facts_table,
+    local_time,
+    markup,
+    paragraph_styles,
+    register_font,
+    render_a4,
+)
 from lab.models import Box, Specimen
 from lab.shipping_selectors import masked_name, name_initials, specimen_tests
 
-FONT = "STSong-Light"
 _GRID = colors.HexColor("#9aa8b0")
 _HEAD = colors.HexColor("#e6eef1")
 
 
-@functools.cache
-def _register_font() -> None:
-    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-
-
-@functools.cache
 def _styles() -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=13, wordWrap="CJK")
-    return {
-        "body": base,
-        "cell": ParagraphStyle("cell", parent=base, fontSize=8.5, leading=11),
-        "head": ParagraphStyle("head", parent=base, fontSize=8.5, leading=11),
-        "title": ParagraphStyle("title", parent=base, fontSize=16, leading=22, alignment=1),
-        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=10, alignment=1),
-        "heading": ParagraphStyle(
-            "heading", parent=base, fontSize=11, leading=16, spaceBefore=8, spaceAfter=4
-        ),
-        "small": ParagraphStyle("small", parent=base, fontSize=8, leading=11),
-    }
+    return paragraph_styles(body=9.5, cell=8.5)
 
 
 def _text(value: object) -> str:
-    return escape(str(value).strip()).replace("\n", "<br/>")
+    return markup(value)
 
 
 def _when(value: dt.datetime | None) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""
+    return local_time(value, empty="")
 
 
 def _facts(rows: Sequence[tuple[str, str]]) -> Table:
-    styles = _styles()
-    data = [
-        [Paragraph(_text(k), styles["body"]), Paragraph(_text(v) or "—", styles["body"])]
-        for k, v in rows
-    ]
-    table = Table(data, colWidths=[38 * mm, None], hAlign="LEFT")
-    table.setStyle(
-        TableStyle(
-            [
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("TEXTCOLOR", (0, 0), (0, -1), colors.HexColor("#555555")),
-                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#dddddd")),
-                ("TOPPADDING", (0, 0), (-1, -1), 2),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-            ]
-        )
-    )
-    return table
+    return facts_table(rows, style=_styles()["body"], empty="—")
 
 
 def _patient(specimen: Specimen) -> str:
@@ -110,7 +77,7 @@ def _specimen_table(specimens: Sequence[Specimen]) -> Table:
         _("Tests"),
         _("Collected at"),
     ]
-    data: list[list[Any]] = [[Paragraph(_text(h), styles["head"]) for h in head]]
+    data: list[list[Any]] = [[Paragraph(_text(h), styles["cell"]) for h in head]]
     for number, specimen in enumerate(specimens, start=1):
         cells = [
             str(number),
@@ -155,7 +122,7 @@ def _signatures(box: Box) -> Table:
             _when(box.received_at),
         ),
     ]
-    data: list[list[Any]] = [[Paragraph(_text(h), styles["head"]) for h in head]]
+    data: list[list[Any]] = [[Paragraph(_text(h), styles["cell"]) for h in head]]
     for step, name, when in rows:
         data.append(
             [
@@ -229,32 +196,15 @@ def _story(box: Box, specimens: Sequence[Specimen]) -> list[Any]:
 
 def manifest_pdf_render(*, box: Box, specimens: Sequence[Specimen]) -> bytes:
     """The manifest of ``box`` as PDF bytes (small; held in memory). Callers check access."""
-    _register_font()
+    register_font()
     printed = _when(timezone.now())
-
-    def draw_footer(canvas: Any, template: Any) -> None:
-        footer = _("Box %(number)s · printed %(time)s · page %(page)s") % {
-            "number": box.number,
-            "time": printed,
-            "page": canvas.getPageNumber(),
-        }
-        canvas.saveState()
-        canvas.setFont(FONT, 8)
-        canvas.setFillColor(colors.HexColor("#777777"))
-        canvas.drawRightString(A4[0] - 15 * mm, 9 * mm, footer)
-        canvas.restoreState()
-
-    buffer = io.BytesIO()
-    template = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=14 * mm,
-        bottomMargin=16 * mm,
+    return render_a4(
+        _story(box, specimens),
+        footer=lambda page: (
+            _("Box %(number)s · printed %(time)s · page %(page)s")
+            % {"number": box.number, "time": printed, "page": page}
+        ),
         title=box.number,
         subject=_("Specimen box manifest"),
-        creator="telemed",
+        margin=15 * mm,
     )
-    template.build(_story(box, specimens), onFirstPage=draw_footer, onLaterPages=draw_footer)
-    return buffer.getvalue()

@@ -21,8 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from association.models import CentreKind, DiagnosticCentre, Institution
-from association.selectors import ActorScope, actor_scope
+from association.models import CentreKind, DiagnosticCentre
+from association.selectors import actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
 from lab.access import as_clinic
@@ -54,7 +54,12 @@ from lab.workflow_common import (
     timeline_title,
 )
 from records.models import Consent, ConsentScope, Patient, PatientShare, ShareReason
-from records.selectors import AccessDenied, can_edit_patient, patient_get_for_user
+from records.selectors import (
+    AccessDenied,
+    acting_institution,
+    can_edit_patient,
+    patient_get_for_user,
+)
 from records.services import refused, timeline_add
 from records.sharing import consent_record, share_grant
 
@@ -117,17 +122,6 @@ def lab_consent_for(*, patient: Patient, centre: DiagnosticCentre) -> Consent | 
 
 def can_cancel(order: LabOrder) -> bool:
     return order.status in CANCELLABLE
-
-
-def _requesting_institution(scope: ActorScope, patient: Patient) -> Institution | None:
-    """Where the actor orders from: the resident's home clinic if they work there."""
-    care = [
-        m.institution for m in scope.memberships if m.institution_id in scope.care_institution_ids
-    ]
-    for institution in care:
-        if institution.pk == patient.home_institution_id:
-            return institution
-    return care[0] if care else None
 
 
 # --- Ordering ----------------------------------------------------------------------------------
@@ -214,7 +208,7 @@ def order_create(
     action = "lab.order.create"
     patient = patient_get_for_user(actor=actor, patient_id=patient_id, purpose="lab_order")
     scope = actor_scope(actor)
-    institution = _requesting_institution(scope, patient)
+    institution = acting_institution(scope, patient)
     if institution is None:
         audit_record(
             actor=actor,

@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape
 
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
 from accounts.models import User
+from core.pdf import (
+    facts_table,
+    local_time,
+    markup,
+    paragraph_styles,
+    register_font,
+    render_a4,
+)
 from lab.flags import ARROWS, reference_label
 from lab.models import (
     CRITICAL_FLAGS,
@@ -42,8 +45,6 @@ from lab.models import (
     SpecimenType,
 )
 from records.models import Sex
-
-FONT = "STSong-Light"
 
 
 @dataclass(frozen=True)
@@ -180,62 +181,31 @@ def report_document(
 
 
 @functools.cache
-def _register_font() -> None:
-    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-
-
-@functools.cache
 def _styles() -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("body", fontName=FONT, fontSize=10, leading=14, wordWrap="CJK")
-    return {
-        "body": base,
-        "title": ParagraphStyle("title", parent=base, fontSize=17, leading=24, alignment=1),
-        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=10, alignment=1),
-        "heading": ParagraphStyle(
-            "heading", parent=base, fontSize=12, leading=18, spaceBefore=8, spaceAfter=2
-        ),
-        "cell": ParagraphStyle("cell", parent=base, fontSize=9.5, leading=13),
-        "small": ParagraphStyle("small", parent=base, fontSize=8.5, leading=12),
-        "mark": ParagraphStyle(
-            "mark",
-            parent=base,
-            fontSize=10,
-            textColor=colors.HexColor("#1f6a43"),
-            borderColor=colors.HexColor("#1f6a43"),
-            borderWidth=0.8,
-            borderPadding=4,
-            spaceBefore=6,
-        ),
-    }
+    styles = dict(paragraph_styles(body=10, cell=9.5))
+    styles["mark"] = ParagraphStyle(
+        "mark",
+        parent=styles["body"],
+        fontSize=10,
+        textColor=colors.HexColor("#1f6a43"),
+        borderColor=colors.HexColor("#1f6a43"),
+        borderWidth=0.8,
+        borderPadding=4,
+        spaceBefore=6,
+    )
+    return styles
 
 
 def _text(value: str) -> str:
-    """User text as Paragraph markup: escaped, line breaks kept."""
-    return escape(value.strip()).replace("\r\n", "\n").replace("\n", "<br/>")
+    return markup(value)
 
 
 def _when(value: dt.datetime | None) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
+    return local_time(value)
 
 
 def _facts(rows: Sequence[tuple[str, str]]) -> Table:
-    styles = _styles()
-    data = [
-        [Paragraph(_text(k), styles["body"]), Paragraph(_text(v), styles["body"])] for k, v in rows
-    ]
-    table = Table(data, colWidths=[36 * mm, None], hAlign="LEFT")
-    table.setStyle(
-        TableStyle(
-            [
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("TEXTCOLOR", (0, 0), (0, -1), colors.HexColor("#555555")),
-                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#dddddd")),
-                ("TOPPADDING", (0, 0), (-1, -1), 2),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-            ]
-        )
-    )
-    return table
+    return facts_table(rows, style=_styles()["body"], label_width=36 * mm)
 
 
 def _test_name(row: Mapping[str, Any]) -> str:
@@ -393,32 +363,14 @@ def _story(doc: ReportDocument) -> list[Any]:
 
 def report_pdf_render(doc: ReportDocument) -> bytes:
     """Render one signed version to PDF bytes (a few kilobytes; held in memory)."""
-    _register_font()
-
-    def draw_footer(canvas: Any, template: Any) -> None:
-        footer = _("%(number)s · version %(version)s · page %(page)s") % {
-            "number": doc.order_number,
-            "version": doc.version,
-            "page": canvas.getPageNumber(),
-        }
-        canvas.saveState()
-        canvas.setFont(FONT, 8)
-        canvas.setFillColor(colors.HexColor("#777777"))
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, footer)
-        canvas.restoreState()
-
-    buffer = io.BytesIO()
-    template = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=16 * mm,
-        bottomMargin=18 * mm,
+    register_font()
+    return render_a4(
+        _story(doc),
+        footer=lambda page: (
+            _("%(number)s · version %(version)s · page %(page)s")
+            % {"number": doc.order_number, "version": doc.version, "page": page}
+        ),
         title=f"{doc.order_number} v{doc.version}",
         author=doc.signer,
         subject=_("Laboratory report"),
-        creator="telemed",
     )
-    template.build(_story(doc), onFirstPage=draw_footer, onLaterPages=draw_footer)
-    return buffer.getvalue()

@@ -21,6 +21,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from association.models import Institution
 from association.selectors import ActorScope, actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
@@ -75,6 +76,18 @@ def patients_visible_to(scope: ActorScope) -> QuerySet[Patient]:
         )
     )
     return Patient.objects.filter(own | shared | consented | by_institution_consent)
+
+
+def acting_institution(scope: ActorScope, patient: Patient) -> Institution | None:
+    """Where a clinician acts from for ``patient`` (a request, an order): the resident's home
+    institution if they work there, else their first institution of care; None for none."""
+    care = [
+        m.institution for m in scope.memberships if m.institution_id in scope.care_institution_ids
+    ]
+    for institution in care:
+        if institution.pk == patient.home_institution_id:
+            return institution
+    return care[0] if care else None
 
 
 def can_edit_patient(scope: ActorScope, patient: Patient) -> bool:
