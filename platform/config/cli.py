@@ -102,9 +102,11 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
     demo_seed_consults()
     from lab.demo import demo_seed_lab
+    from lab.demo_orders import demo_seed_lab_orders
     from lab.escalation import start_periodic as start_lab_periodic
 
     demo_seed_lab()
+    demo_seed_lab_orders()
     _thread, periodic = start_periodic()
     _lab_thread, lab_periodic = start_lab_periodic()
     url = f"http://127.0.0.1:{ns.port}/"
