@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext as _
@@ -73,26 +73,12 @@ class StepKind:
 # --- Links and wording -------------------------------------------------------------------------
 
 
-def _reverse(name: str, pk: int, fallback: str) -> str:
-    try:
-        return reverse(name, args=[pk])
-    except NoReverseMatch:
-        return fallback
-
-
 def alert_link(alert: CriticalAlert | int) -> str:
-    pk = alert if isinstance(alert, int) else alert.pk
-    return _reverse("lab:critical", pk, f"/lab/critical/{pk}/")
+    return reverse("lab:critical", args=[alert if isinstance(alert, int) else alert.pk])
 
 
 def ack_link(alert: CriticalAlert | int) -> str:
-    pk = alert if isinstance(alert, int) else alert.pk
-    return _reverse("lab:critical_ack", pk, f"/lab/critical/{pk}/ack/")
-
-
-def call_link(alert: CriticalAlert | int) -> str:
-    pk = alert if isinstance(alert, int) else alert.pk
-    return _reverse("lab:critical_call", pk, f"/lab/critical/{pk}/call/")
+    return reverse("lab:critical_ack", args=[alert if isinstance(alert, int) else alert.pk])
 
 
 def _lazy_text(make: Any) -> Promise:

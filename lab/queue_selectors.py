@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, Value, When
@@ -24,6 +23,7 @@ from association.selectors import actor_scope
 from audit.models import Outcome
 from audit.services import audit_record
 from lab.access import ORDER_RELATED, lab_centre_ids
+from lab.discrepancies import discrepancy_counts
 from lab.models import (
     OPEN_ORDER_STATUSES,
     PRIORITY_RANK,
@@ -217,32 +217,9 @@ def open_emergency_count(centre_ids: Iterable[int]) -> int:
     ).count()
 
 
-def discrepancy_total(centre_ids: Iterable[int]) -> int | None:
-    """The shipment discrepancies of the centres (part 2's counts), None when unavailable."""
-    try:
-        from lab.discrepancies import discrepancy_counts
-    except ImportError:  # only while the shipping part is being written
-        return None
-    total = 0
-    for centre_id in centre_ids:
-        total += _count_of(discrepancy_counts(centre_id))
-    return total
-
-
-def _count_of(value: Any) -> int:
-    """A total from an int, a mapping of counts (its ``total`` when it has one), or an
-    object with ``total``."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if hasattr(value, "total"):
-        return int(value.total)
-    if isinstance(value, dict):
-        if "total" in value:
-            return int(value["total"])
-        return sum(int(v) for v in value.values() if isinstance(v, int))
-    return 0
+def discrepancy_total(centre_ids: Iterable[int]) -> int:
+    """How many shipment discrepancies the centres have (``lab.discrepancies``)."""
+    return sum(discrepancy_counts(centre_id)["total"] for centre_id in centre_ids)
 
 
 def queue_for_user(*, actor: User, tab: str = "open", limit: int = QUEUE_LIMIT) -> Queue:

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from audit.models import Outcome
+from lab import critical
 from lab.access import as_lab
 from lab.catalogue import reference_for
 from lab.flags import (
@@ -428,9 +429,6 @@ def _follow_critical(*, result: Result, actor: User, prepared: Prepared) -> None
         and not CriticalAlert.objects.filter(result=result, status=AlertStatus.OPEN).exists()
     ):
         return
-    # Imported when needed: this module does not depend on lab.critical at import time.
-    from lab import critical
-
     if critical_now:
         critical.alert_raise(result=result, actor=actor)
         return

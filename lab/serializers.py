@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -45,13 +45,6 @@ MAX_VALUE = 200
 MAX_COMMENT = 300
 MAX_CONDITION = 200
 MAX_LIST = 500
-
-
-def _link(name: str, *args: object) -> str | None:
-    try:
-        return reverse(name, args=list(args))
-    except NoReverseMatch:
-        return None
 
 
 # The priority is described by a pattern, not an enum: consult has a "priority" enum with
@@ -283,7 +276,7 @@ class LabReportVersionSerializer(serializers.ModelSerializer[LabReportVersion]):
         read_only_fields = fields
 
     def get_pdf(self, obj: LabReportVersion) -> str | None:
-        return _link("lab:report_pdf", obj.report.order_id, obj.version)
+        return reverse("lab:report_pdf", args=[obj.report.order_id, obj.version])
 
 
 class LabReportSerializer(serializers.ModelSerializer[LabReport]):
@@ -344,7 +337,7 @@ class CriticalAlertSerializer(serializers.ModelSerializer[CriticalAlert]):
         return {"id": test.pk, "code": test.code, "name": test.display_name, "unit": test.unit}
 
     def get_url(self, obj: CriticalAlert) -> str:
-        return _link("lab:critical", obj.pk) or f"/lab/critical/{obj.pk}/"
+        return reverse("lab:critical", args=[obj.pk])
 
 
 class CriticalAlertRowSerializer(serializers.Serializer[Any]):

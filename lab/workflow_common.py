@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
@@ -74,26 +74,12 @@ def target_minutes(priority: str, test_minutes: Iterable[int]) -> int:
 # --- Links -------------------------------------------------------------------------------------
 
 
-def _reverse(name: str, *args: object, fallback: str) -> str:
-    try:
-        return reverse(name, args=list(args))
-    except NoReverseMatch:
-        return fallback
-
-
 def order_link(order: LabOrder | int) -> str:
-    pk = order if isinstance(order, int) else order.pk
-    return _reverse("lab:order", pk, fallback=f"/lab/orders/{pk}/")
+    return reverse("lab:order", args=[order if isinstance(order, int) else order.pk])
 
 
 def box_link(box: Box | int) -> str:
-    pk = box if isinstance(box, int) else box.pk
-    return _reverse("lab:box", pk, fallback=f"/lab/boxes/{pk}/")
-
-
-def results_link(order: LabOrder | int) -> str:
-    pk = order if isinstance(order, int) else order.pk
-    return _reverse("lab:results", pk, fallback=f"/lab/orders/{pk}/results/")
+    return reverse("lab:box", args=[box if isinstance(box, int) else box.pk])
 
 
 # --- Policy ------------------------------------------------------------------------------------

@@ -195,7 +195,6 @@ def test_errors_are_shown_in_the_readers_language(actors, order):
 
 
 def test_apply_saves_every_row_and_raises_critical_alerts(actors, order):
-    pytest.importorskip("lab.critical")
     bc = barcode_of(order, "K")
     batch = preview(actors, csv_of(f"{bc},K,6.9,mmol/L", f"{bc},NA,139,mmol/L"))
     assert import_apply(actor=actors.labtech, batch_id=batch.pk) == 2

@@ -183,7 +183,6 @@ def test_only_a_signed_report_can_be_amended(actors, ready):
 
 
 def test_an_amended_critical_value_raises_and_a_corrected_one_withdraws(actors, residents):
-    pytest.importorskip("lab.critical")
     order = signed_order(
         patient=residents["张三"], doctor=actors.village, labtech=actors.labtech, K="5.6"
     )
@@ -239,7 +238,6 @@ def test_others_cannot_open_the_pdf(actors, residents):
 
 
 def test_the_pdf_prints_chinese_names_and_the_critical_flag(actors, residents):
-    pytest.importorskip("lab.critical")
     order = received_order(
         patient=residents["张三"], doctor=actors.village, labtech=actors.labtech, codes=["K"]
     )

@@ -346,7 +346,6 @@ def test_a_test_of_another_order_is_refused(actors, residents):
 
 
 def test_a_critical_value_raises_one_alert(actors, residents):
-    pytest.importorskip("lab.critical")
     order = received_order(patient=residents["张三"], doctor=actors.village, labtech=actors.labtech)
     result = result_save(actor=actors.labtech, item_id=item_of(order, "K").pk, value="6.8")
     assert result.flag == Flag.CRITICAL_HIGH
@@ -358,7 +357,6 @@ def test_a_critical_value_raises_one_alert(actors, residents):
 
 
 def test_correcting_a_critical_value_to_a_normal_one_withdraws_its_alert(actors, residents):
-    pytest.importorskip("lab.critical")
     order = received_order(patient=residents["张三"], doctor=actors.village, labtech=actors.labtech)
     item = item_of(order, "K")
     result = result_save(actor=actors.labtech, item_id=item.pk, value="6.8")
