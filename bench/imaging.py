@@ -373,10 +373,18 @@ def _dicomweb_plugin() -> str | None:
     return None
 
 
-def _ours_env(data_dir: Path) -> dict[str, str]:
+def _ours_env(data_dir: Path, *, debug: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.pop("TELEMED_S3_ENDPOINT", None)
     env.update({"TELEMED_DATA_DIR": str(data_dir), "TELEMED_DEBUG": "1", "TCP_NODELAY": "1"})
+    if not debug:
+        # What a deployment runs, as Orthanc runs here: no debug (Django's debug cursor
+        # logs every query, and on SQLite quotes its parameters with one more query).
+        # Loopback, so no redirect to HTTPS.
+        env["TELEMED_DEBUG"] = "0"
+        env["TELEMED_SECRET_KEY"] = "bench-" + uuid.uuid4().hex * 2
+        env["TELEMED_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+        env["TELEMED_SSL_REDIRECT"] = "0"
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -386,7 +394,7 @@ def _telemed() -> str | None:
     return str(candidate) if candidate.exists() else shutil.which("telemed")
 
 
-def start_ours(work: Path) -> Server:
+def start_ours(work: Path, *, debug: bool = False) -> Server:
     server = Server("ours", "", (DEMO_USER, DEMO_PASSWORD))
     telemed = _telemed()
     if telemed is None:
@@ -395,7 +403,7 @@ def start_ours(work: Path) -> Server:
     folder = work / "ours"
     data_dir = folder / "data"
     data_dir.mkdir(parents=True)
-    env = _ours_env(data_dir)
+    env = _ours_env(data_dir, debug=debug)
     port = free_port()
     web = Proc(
         "telemed demo",
@@ -1126,6 +1134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--debug", action="store_true", help="serve ours with TELEMED_DEBUG=1 (the demo's default)"
+    )
     ns = parser.parse_args(argv)
     slices = 30 if ns.quick else ns.slices
     reps = ns.reps or (15 if ns.quick else 50)
@@ -1165,7 +1176,7 @@ def _run(
     peer = start_orthanc(work) if "orthanc" in wanted else Server("Orthanc", "", None)
     if "orthanc" not in wanted:
         peer.missing["*"] = "not requested (--servers)"
-    ours = start_ours(work) if "ours" in wanted else Server("ours", "", None)
+    ours = start_ours(work, debug=ns.debug) if "ours" in wanted else Server("ours", "", None)
     if "ours" not in wanted:
         ours.missing["*"] = "not requested (--servers)"
     servers = [ours, peer]

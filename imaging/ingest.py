@@ -106,8 +106,7 @@ def _same_resident(study: Study, valid: ValidInstance) -> bool:
 
 
 def _duplicate_or_conflict(valid: ValidInstance) -> Instance | None:
-    if not Instance.objects.filter(sop_uid=valid.sop_uid).exists():
-        return None  # the usual case, decided by the unique index alone
+    """After a unique-index violation: the stored twin, or the conflict it makes."""
     existing = (
         Instance.objects.select_related("series__study").filter(sop_uid=valid.sop_uid).first()
     )
@@ -180,6 +179,15 @@ def _request_for(valid: ValidInstance, origin: Origin) -> ImagingRequest | None:
 
 
 def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> Instance:
+    # The usual case, every instance of a series after its first: one query finds both.
+    known = (
+        Series.objects.select_related("study").filter(series_uid=valid.series_uid).order_by()
+    )
+    series_found = next(iter(known[:1]), None)
+    if series_found is not None and series_found.study.study_uid == valid.study_uid:
+        if not _same_resident(series_found.study, valid):
+            raise _other_patient_study()
+        return _add_instance(valid, origin, series_found, key=key, sha256=sha256, created=False)
     # UIDs are unique: no ORDER BY (which first() would add) for the single match.
     locked = Study.objects.select_for_update().filter(study_uid=valid.study_uid).order_by()
     study = next(iter(locked[:1]), None)
@@ -200,13 +208,7 @@ def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> In
                 status=RequestStatus.IMAGES_RECEIVED, images_received_at=timezone.now()
             )
     elif not _same_resident(study, valid):
-        raise Conflict(
-            "other_patient",
-            _(
-                "This Study Instance UID is already stored for a different patient;"
-                " nothing was overwritten."
-            ),
-        )
+        raise _other_patient_study()
     series, created = Series.objects.get_or_create(
         series_uid=valid.series_uid,
         defaults={
@@ -222,6 +224,30 @@ def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> In
             "uid_reused", _("This Series Instance UID already belongs to another study.")
         )
     series.study = study  # the audit event reads it: no second look-up
+    return _add_instance(valid, origin, series, key=key, sha256=sha256, created=created)
+
+
+def _other_patient_study() -> Conflict:
+    return Conflict(
+        "other_patient",
+        _(
+            "This Study Instance UID is already stored for a different patient;"
+            " nothing was overwritten."
+        ),
+    )
+
+
+def _add_instance(
+    valid: ValidInstance,
+    origin: Origin,
+    series: Series,
+    *,
+    key: str,
+    sha256: str,
+    created: bool,
+) -> Instance:
+    """Insert the instance and count it in its series and study (one UPDATE each)."""
+    study = series.study
     instance = Instance.objects.create(
         sop_uid=valid.sop_uid,
         series=series,
@@ -295,12 +321,12 @@ def instance_ingest(
     """
     try:
         valid = validate_instance(fileobj, limits=limits)
-        existing = _duplicate_or_conflict(valid)
-    except (Rejected, Conflict) as exc:
+    except Rejected as exc:
         _audit(origin, outcome=Outcome.FAILED, reason=exc.code)
         raise
-    if existing is not None:
-        return IngestResult(IngestStatus.DUPLICATE, existing)
+    # No look-up for a duplicate first: the unique index tells at insert time (then the
+    # object just written is removed), which costs a re-sent instance a write and spares
+    # every new one a query.
     store = get_store()
     zeroed = cast(BinaryIO, _ZeroedPreamble(fileobj))
     stored = store.put(zeroed, prefix="dicom", content_type="application/dicom", size=valid.size)

@@ -47,15 +47,13 @@ def _password(value: str) -> str:
 
 
 def _daphne(*, host: str, port: int, proxy_headers: bool) -> None:
-    from daphne.cli import CommandLineInterface
-
-    from config.startup import warm_and_freeze
+    from config.startup import daphne_cli, warm_and_freeze
 
     warm_and_freeze()
     args = ["-b", host, "-p", str(port)]
     if proxy_headers:
         args.append("--proxy-headers")
-    CommandLineInterface().run([*args, "config.asgi:application"])
+    daphne_cli().run([*args, "config.asgi:application"])
 
 
 def _start_media_child(port: int) -> subprocess.Popen[bytes]:

@@ -143,7 +143,14 @@ if _database_url is None:
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL;",
+                # WAL with synchronous=NORMAL, as Orthanc runs its SQLite index: a commit
+                # is durable once the WAL is synced at a checkpoint, not at every commit
+                # (an fsync per audit event and per stored instance otherwise). A crash
+                # of the process loses nothing; a power cut may lose the last commits,
+                # never the database. TELEMED_SQLITE_SYNCHRONOUS=FULL syncs every commit.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous="
+                + env_choice("TELEMED_SQLITE_SYNCHRONOUS", "NORMAL", {"NORMAL", "FULL"})
+                + ";",
             },
         }
     }

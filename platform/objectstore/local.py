@@ -90,17 +90,27 @@ class LocalStore(ObjectStore):
         try:
             with os.fdopen(fd, "wb") as out:
                 _copy(reader, out)
-            verify()
-            meta = {"content_type": content_type, "size": reader.size, "sha256": reader.hexdigest()}
-            self._commit(temp, path, meta)
+                verify()
+                meta = {
+                    "content_type": content_type,
+                    "size": reader.size,
+                    "sha256": reader.hexdigest(),
+                }
+                self._commit(temp, out, path, meta)
         finally:
             temp.unlink(missing_ok=True)
 
-    def _commit(self, temp: Path, path: Path, meta: dict[str, object]) -> None:
-        """Write the sidecar, then move the data into place: the data file appears last."""
+    def _commit(self, temp: Path, out: IO[bytes], path: Path, meta: dict[str, object]) -> None:
+        """Write the sidecar, sync the data, then move it into place: the data appears last.
+
+        One ``fsync`` per object, on the data, made after the sidecar is written (a lost
+        sidecar only reads as the default content type; the digest is in the caller's index).
+        """
         meta_path = self._meta_path(path)
         try:
             _write_atomically(meta_path, json.dumps(meta).encode())
+            out.flush()
+            os.fsync(out.fileno())
             os.replace(temp, path)
         except OSError as exc:
             meta_path.unlink(missing_ok=True)
@@ -146,11 +156,6 @@ def _copy(reader: HashingReader, out: IO[bytes]) -> None:
             out.write(chunk)
         except OSError as exc:
             raise StoreUnavailable(f"cannot write: {exc.strerror}") from exc
-    try:
-        out.flush()
-        os.fsync(out.fileno())
-    except OSError as exc:
-        raise StoreUnavailable(f"cannot write: {exc.strerror}") from exc
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
