@@ -142,11 +142,16 @@ class PixelInfo:
 def _read(instance: Instance) -> tuple[bytes | mmap.mmap, BinaryIO | None]:
     """The stored file as bytes (small) or a memory map over a file (large)."""
     store = get_store()
-    if instance.size <= IN_MEMORY_BYTES:
-        return b"".join(store.open(instance.object_key, expected_sha256=instance.sha256)), None
     handle: BinaryIO
     if isinstance(store, LocalStore):
+        # The file the store wrote and verified (SHA-256) when the instance arrived: read
+        # straight from disk, without hashing it again for every frame a viewer asks for.
         handle, _info = store.open_file(instance.object_key)
+        if instance.size <= IN_MEMORY_BYTES:
+            with handle:
+                return handle.read(), None
+    elif instance.size <= IN_MEMORY_BYTES:
+        return b"".join(store.open(instance.object_key, expected_sha256=instance.sha256)), None
     else:
         handle = tempfile.TemporaryFile()  # noqa: SIM115 - closed by InstancePixels.close
         for chunk in store.open(instance.object_key, expected_sha256=instance.sha256):
