@@ -180,9 +180,7 @@ def _request_for(valid: ValidInstance, origin: Origin) -> ImagingRequest | None:
 
 def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> Instance:
     # The usual case, every instance of a series after its first: one query finds both.
-    known = (
-        Series.objects.select_related("study").filter(series_uid=valid.series_uid).order_by()
-    )
+    known = Series.objects.select_related("study").filter(series_uid=valid.series_uid).order_by()
     series_found = next(iter(known[:1]), None)
     if series_found is not None and series_found.study.study_uid == valid.study_uid:
         if not _same_resident(series_found.study, valid):

@@ -16,19 +16,32 @@ decide when those close). As before, all sync work of one request (signals, view
 streamed chunks, ``close()``) runs on one thread, and requests still run side by side:
 the thread is lent at the first sync call, after the body has arrived, and when every
 pooled thread is busy a request gets a thread of its own, as stock Django does.
+
+Stock ``handle()`` also crosses to a thread twice more: for the ``request_started``
+receivers (``Signal.asend``) and for ``response.close()`` (``request_finished``). Here the
+first runs in the same hop as the view, and so does the second when the response is not
+streamed (its content is already in memory, so "finished" may be said before it is
+sent). A streamed response (a whole study over WADO-RS) is closed after its last chunk,
+as before. Daphne, Twisted and asyncio were three quarters of the CPU of a bare request
+(py-spy, docs/benchmarks.md); each hop saved is an event-loop wake-up and a thread switch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
-from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpRequest
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -109,3 +122,50 @@ class PlatformASGIHandler(ASGIHandler):
                 await self.handle(scope, receive, send)
         finally:
             lent.release()
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's ``handle()``, with the sync work of a request in one thread hop."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            response, closed = await sync_to_async(self._respond)(scope, body_file)
+            await self._send_watching_disconnect(response, send, receive)
+            if not closed:
+                await sync_to_async(response.close)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope: dict[str, Any], body_file: Any) -> tuple[HttpResponseBase, bool]:
+        """Run in the lent thread: signals, request, middleware and view; whether closed."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None  # Django returns one or the other
+            return error_response, False
+        response = self.get_response(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if response.streaming:
+            return response, False
+        response.close()
+        return response, True
+
+    async def _send_watching_disconnect(
+        self, response: HttpResponseBase, send: Any, receive: Any
+    ) -> None:
+        """Send, and stop sending (a long stream) when the client goes away, as Django does."""
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        sender = asyncio.create_task(self.send_response(response, send))
+        await asyncio.wait([listener, sender], return_when=asyncio.FIRST_COMPLETED)
+        for task in (listener, sender):
+            if task.done():
+                with contextlib.suppress(RequestAborted, asyncio.CancelledError):
+                    task.result()
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task

@@ -50,7 +50,7 @@ def daphne_cli() -> CommandLineInterface:
     from daphne.cli import CommandLineInterface
     from daphne.server import Server
 
-    class _CommandLine(CommandLineInterface):  # type: ignore[misc]
+    class _CommandLine(CommandLineInterface):
         server_class = partial(Server, request_buffer_size=REQUEST_BUFFER_BYTES)
 
     return _CommandLine()

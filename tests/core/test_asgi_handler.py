@@ -30,7 +30,7 @@ async def _threads_of_one_request(pool: _ThreadPool, calls: int = 3) -> set[int]
 async def test_a_request_is_answered_through_the_full_asgi_stack() -> None:
     response: dict[str, Any] = await HttpCommunicator(
         django_asgi_app, "GET", "/health/live", headers=[(b"host", b"127.0.0.1")]
-    ).get_response()
+    ).get_response(timeout=30)  # the first request imports every URLconf (seconds when cold)
     assert response["status"] == 200
     assert b'"ok"' in response["body"]
 
@@ -86,3 +86,50 @@ async def test_a_request_beyond_the_pool_gets_a_thread_of_its_own() -> None:
     assert extra_executor._shutdown
     pool.give_back(held)
     assert pool.take() == (held, True)
+
+
+class _Signals:
+    """Which request signals fired, and on which thread."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.finished: list[int] = []
+
+    def on_started(self, **_kwargs: Any) -> None:
+        self.started.append(threading.get_ident())
+
+    def on_finished(self, **_kwargs: Any) -> None:
+        self.finished.append(threading.get_ident())
+
+
+async def _request(path: str, fired: _Signals) -> dict[str, Any]:
+    from django.core import signals
+
+    signals.request_started.connect(fired.on_started)
+    signals.request_finished.connect(fired.on_finished)
+    try:
+        return await HttpCommunicator(
+            django_asgi_app, "GET", path, headers=[(b"host", b"127.0.0.1")]
+        ).get_response(timeout=30)
+    finally:
+        signals.request_started.disconnect(fired.on_started)
+        signals.request_finished.disconnect(fired.on_finished)
+
+
+async def test_request_signals_run_in_the_same_thread_hop_as_the_view() -> None:
+    fired = _Signals()
+    response = await _request("/health/live", fired)
+    assert response["status"] == 200
+    assert len(fired.started) == 1
+    assert len(fired.finished) == 1
+    # started, the view and finished (the response is in memory) share one hop
+    assert fired.started == fired.finished
+    assert threading.get_ident() not in fired.started
+
+
+async def test_a_missing_page_still_starts_and_finishes_the_request() -> None:
+    fired = _Signals()
+    response = await _request("/no-such-page/", fired)
+    assert response["status"] == 404
+    assert len(fired.started) == 1
+    assert len(fired.finished) == 1

@@ -171,3 +171,20 @@ def test_telemed_dicom_scp_refuses_bad_options_with_a_message(args, message, cap
 
     assert main(["dicom-scp", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_each_association_gets_its_own_copy_of_the_supported_contexts():
+    import copy
+
+    server = make_server(ScpOptions(ae_title="TELEMED", bind="127.0.0.1", port=0))
+    try:
+        copies = copy.deepcopy(server.contexts)
+        assert copies == list(server.contexts)  # the same contexts, field by field
+        first, original = copies[0], server.contexts[0]
+        assert first is not original
+        first.add_transfer_syntax("1.2.3.4")  # negotiation writes into the copy only
+        first.result = 0
+        assert "1.2.3.4" not in original.transfer_syntax
+        assert original.result is None
+    finally:
+        server.server_close()
