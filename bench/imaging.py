@@ -644,6 +644,30 @@ def cstore(server: Server, key: str, ds: DataSet) -> None:
         server.results[f"{key}.ips"].note += f", storescu exit {run.returncode}"
 
 
+def association(server: Server, key: str, reps: int) -> None:
+    """One whole association per C-ECHO (``echoscu``): what a modality sending one image per
+    association pays each time (set-up, negotiation, release); p50 over ``reps`` runs."""
+    reason = usable(server, "dimse")
+    echoscu = shutil.which("echoscu")
+    if reason or server.dimse is None or echoscu is None:
+        server.skip(f"{key}.p50", reason or ("no DICOM port" if echoscu else "echoscu missing"))
+        return
+    port, aec = server.dimse
+    cmd = [echoscu, "-aet", "BENCH", "-aec", aec, "127.0.0.1", str(port)]
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        times.append((time.perf_counter() - t0) * 1000)
+        if run.returncode != 0:
+            server.put(f"{key}.p50", None, "failed: " + (run.stderr.strip()[-120:] or "exit"))
+            return
+    p50 = percentile(times, 50)
+    server.put(f"{key}.p50", p50, f"{p50:.1f}")
+    log(f"  {server.name}: {key} p50 {p50:.1f} ms (n={reps}, echoscu included)")
+
+
 def _timed_gets(
     server: Server,
     urls: Sequence[str],
@@ -946,6 +970,7 @@ def table_rows(slices: int, full: bool) -> list[Row]:
         Row("STOW-RS ingest, 4 clients (MB/s)", "stow4.mbs", "higher"),
         Row("C-STORE storescu, 1 association (instances/s)", "cstore.ips", "higher"),
         Row("C-STORE storescu, 1 association (MB/s)", "cstore.mbs", "higher"),
+        Row("C-ECHO, one association each, p50 (ms; echoscu included)", "assoc.p50"),
         Row("one small request p50 (ms): ours GET /dicomweb/, Orthanc GET /system", "floor.p50"),
         Row("QIDO /studies?PatientID p50 (ms)", "qido.p50", "lower"),
         Row("QIDO /studies?PatientID p95 (ms)", "qido.p95"),
@@ -1217,6 +1242,10 @@ def _run(
     phase("C-STORE with storescu (TCP_NODELAY=1), one association")
     for s in servers:
         cstore(s, "cstore", sets["cstore"])
+
+    phase("DICOM association set-up: one echoscu per association")
+    for s in servers:
+        association(s, "assoc", max(5, reps // 2))
 
     phase(f"reads on a stored study ({reps} requests each; metadata {max(3, reps // 5)})")
     read_sets: dict[str, DataSet | None] = {}

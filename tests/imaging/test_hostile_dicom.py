@@ -433,3 +433,19 @@ def test_validating_a_200_mb_file_does_not_load_its_pixels(big_file: Path) -> No
         tracemalloc.stop()
     assert valid.frames == BIG_FRAMES
     assert peak < 50 * 1024 * 1024
+
+
+def test_the_quick_deflate_peek_sends_every_doubtful_meta_to_the_full_check() -> None:
+    from imaging.dicom.validate import _may_be_deflated
+
+    bomb = _bytes("deflate_bomb")
+    assert _may_be_deflated(io.BytesIO(bomb))
+    assert not _may_be_deflated(io.BytesIO(hostile.valid()))
+    # A meta whose group length says it is longer than the peek: the full check decides.
+    longer = bytearray(bomb)
+    longer[140:144] = (64 * 1024).to_bytes(4, "little")
+    assert _may_be_deflated(io.BytesIO(bytes(longer)))
+    # No group length first: the full check decides.
+    assert _may_be_deflated(io.BytesIO(bomb[:132] + b"\x02\x00\x01\x00" + bomb[136:]))
+    with translation.override("en"), pytest.raises(Rejected, match="inflates"):
+        validate_instance(io.BytesIO(bomb), limits=Limits(max_inflated_bytes=hostile.BOMB_LIMIT))
