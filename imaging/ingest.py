@@ -96,7 +96,7 @@ class _ZeroedPreamble:
         data = self._source.read(size)
         if self._pos < PREAMBLE and data:
             zeros = min(PREAMBLE - self._pos, len(data))
-            data = bytes(zeros) + data[zeros:]
+            data = bytes(zeros) + memoryview(data)[zeros:]  # one copy, not two
         self._pos += len(data)
         return data
 
