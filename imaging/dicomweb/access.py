@@ -22,6 +22,7 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from association.selectors import actor_scope
+from core.precompiled import Precompiled
 from imaging.models import Instance, Series, Study
 from imaging.selectors import studies_visible_to, study_get_for_user
 from records.selectors import NotFound
@@ -104,6 +105,21 @@ def _one(instances: QuerySet[Instance]) -> Instance | None:
     return next(iter(instances.order_by()[:1]), None)
 
 
+# The instance of a study already granted: compiled once (a frame request's hot path).
+_GRANTED_INSTANCE: Precompiled[Instance] = Precompiled(
+    lambda study_pk, study_uid, series_uid, sop_uid: Instance.objects.filter(
+        series__study_id=study_pk,
+        series__study__study_uid=study_uid,
+        series__series_uid=series_uid,
+        sop_uid=sop_uid,
+    ).order_by()[:1],
+    -7_000_000_001,
+    "\0study",
+    "\0series",
+    "\0sop",
+)
+
+
 def instance_for(
     *, actor: User, study_uid: str, series_uid: str, sop_uid: str, action: str
 ) -> Instance:
@@ -111,14 +127,14 @@ def instance_for(
 
     The instance comes without its series and study loaded (the views need neither).
     """
+    remembered = _remembered(actor, study_uid)
+    if remembered is not None:
+        found = _GRANTED_INSTANCE.first(remembered, study_uid, series_uid, sop_uid)
+        if found is not None:
+            return found
     instances = Instance.objects.filter(
         series__study__study_uid=study_uid, series__series_uid=series_uid, sop_uid=sop_uid
     )
-    remembered = _remembered(actor, study_uid)
-    if remembered is not None:
-        instance = _one(instances.filter(series__study_id=remembered))
-        if instance is not None:
-            return instance
     study = study_for(actor=actor, study_uid=study_uid, action=action)
     instance = _one(instances.filter(series__study=study))
     if instance is None:

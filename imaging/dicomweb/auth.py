@@ -23,7 +23,7 @@ from functools import wraps
 from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -35,6 +35,7 @@ from rest_framework.authtoken.models import Token
 from accounts.models import User
 from audit.models import Outcome
 from audit.services import audit_record
+from core.precompiled import Precompiled
 
 REALM = 'Basic realm="telemed DICOMweb"'
 BASIC_CACHE_SECONDS = 300
@@ -59,6 +60,13 @@ def _basic_cache_key(username: str, password: str) -> str:
     return f"dicomweb:basic:{mac.hexdigest()}"
 
 
+# A remembered login's user, read afresh on every request (deactivation ends it at once);
+# compiled once, as the look-up runs for every request of a DICOMweb client.
+_ACTIVE_USER: Precompiled[User] = Precompiled(
+    lambda pk: User.objects.filter(pk=pk, is_active=True).order_by()[:1], -7_000_000_001
+)
+
+
 def _basic_user(request: HttpRequest, credentials: str) -> AbstractBaseUser | None:
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
@@ -71,7 +79,7 @@ def _basic_user(request: HttpRequest, credentials: str) -> AbstractBaseUser | No
     remembered = cache.get(key)
     if remembered is not None:
         user_id, digest = remembered
-        user = next(iter(get_user_model().objects.filter(pk=user_id, is_active=True)[:1]), None)
+        user = _ACTIVE_USER.first(user_id)
         if user is not None and hmac.compare_digest(digest, _password_digest(user)):
             return user
         cache.delete(key)
