@@ -30,3 +30,11 @@ def test_the_views_are_imported_and_frozen_before_serving() -> None:
 
 def test_freezing_can_be_turned_off_to_compare() -> None:
     assert _frozen(TELEMED_GC_FREEZE="0") == 0
+
+
+def test_daphne_passes_request_bodies_in_one_mebibyte_pieces() -> None:
+    from config.startup import REQUEST_BUFFER_BYTES, daphne_cli
+
+    server_class = daphne_cli().server_class
+    assert server_class.keywords == {"request_buffer_size": REQUEST_BUFFER_BYTES}
+    assert REQUEST_BUFFER_BYTES == 1024 * 1024
