@@ -21,7 +21,14 @@ from reportlab.platypus import Paragraph, Spacer, Table
 
 from accounts.models import User
 from consult.models import Consult, ConsultExpert, Recommendation
-from core.pdf import facts_table, local_time, markup, paragraph_styles, register_font, render_a4
+from core.pdf import (
+    facts_table,
+    local_time,
+    markup,
+    paragraph_styles,
+    register_font,
+    render_signed_version,
+)
 
 
 class OpinionFields(Protocol):
@@ -208,14 +215,11 @@ def _story(doc: OpinionDocument) -> list[Any]:
 
 def opinion_pdf_render(doc: OpinionDocument) -> bytes:
     """Render one signed version to PDF bytes (a few kilobytes; held in memory)."""
-    register_font()
-    return render_a4(
+    register_font()  # before the story: its paragraph styles name the font
+    return render_signed_version(
         _story(doc),
-        footer=lambda page: (
-            _("%(number)s · version %(version)s · page %(page)s")
-            % {"number": doc.consult_number, "version": doc.version, "page": page}
-        ),
-        title=f"{doc.consult_number} v{doc.version}",
+        number=doc.consult_number,
+        version=doc.version,
         author=doc.signer,
         subject=_("Remote consultation opinion"),
     )

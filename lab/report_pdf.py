@@ -30,7 +30,7 @@ from core.pdf import (
     markup,
     paragraph_styles,
     register_font,
-    render_a4,
+    render_signed_version,
 )
 from lab.flags import ARROWS, reference_label
 from lab.models import (
@@ -363,14 +363,11 @@ def _story(doc: ReportDocument) -> list[Any]:
 
 def report_pdf_render(doc: ReportDocument) -> bytes:
     """Render one signed version to PDF bytes (a few kilobytes; held in memory)."""
-    register_font()
-    return render_a4(
+    register_font()  # before the story: its paragraph styles name the font
+    return render_signed_version(
         _story(doc),
-        footer=lambda page: (
-            _("%(number)s · version %(version)s · page %(page)s")
-            % {"number": doc.order_number, "version": doc.version, "page": page}
-        ),
-        title=f"{doc.order_number} v{doc.version}",
+        number=doc.order_number,
+        version=doc.version,
         author=doc.signer,
         subject=_("Laboratory report"),
     )

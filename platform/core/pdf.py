@@ -16,6 +16,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -124,3 +125,22 @@ def render_a4(
     )
     template.build(story, onFirstPage=draw_footer, onLaterPages=draw_footer)
     return buffer.getvalue()
+
+
+def render_signed_version(
+    story: list[Any], *, number: str, version: int, author: str, subject: str
+) -> bytes:
+    """A signed, versioned document (consult opinion, lab report) on A4.
+
+    Each page's footer names the document's number, its version and the page.
+    """
+    return render_a4(
+        story,
+        footer=lambda page: (
+            _("%(number)s · version %(version)s · page %(page)s")
+            % {"number": number, "version": version, "page": page}
+        ),
+        title=f"{number} v{version}",
+        author=author,
+        subject=subject,
+    )
