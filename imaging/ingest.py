@@ -4,6 +4,10 @@ Every way in (browser upload, STOW-RS, DIMSE C-STORE) calls :func:`instance_inge
 with a seekable file and an :class:`Origin`. The outcome is one of stored, duplicate
 (the same instance again: nothing changes) or an exception: :class:`Rejected` for a
 file we refuse, :class:`Conflict` for a UID already used for a different resident.
+
+:func:`instance_ingest` is :func:`instance_prepare` (validate, then the bytes into the
+object store) followed by :func:`instance_index`. STOW-RS prepares each part of a request
+as it arrives and indexes them together (:mod:`imaging.ingest_batch`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from association.models import Institution
-from audit.models import Outcome
-from audit.services import audit_record
+from audit.models import AuditEvent, Outcome
+from audit.services import audit_event, audit_record
 from imaging.dicom.metadata import instance_metadata, study_attributes
 from imaging.dicom.validate import (
     DEFAULT_LIMITS,
@@ -78,6 +82,21 @@ class Origin:
 class IngestResult:
     status: IngestStatus
     instance: Instance
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated instance whose bytes are in the object store, not yet indexed."""
+
+    valid: ValidInstance
+    key: str
+    sha256: str
+    metadata: dict[str, Any]  # DICOM JSON, read while the file is still open
+
+    @classmethod
+    def of(cls, valid: ValidInstance, *, key: str, sha256: str) -> Prepared:
+        """Built while the file is open: large values are read from it (deferred)."""
+        return cls(valid, key, sha256, instance_metadata(valid.dataset))
 
 
 class _ZeroedPreamble:
@@ -178,14 +197,15 @@ def _request_for(valid: ValidInstance, origin: Origin) -> ImagingRequest | None:
     ).first()
 
 
-def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> Instance:
+def _index(item: Prepared, origin: Origin) -> Instance:
+    valid = item.valid
     # The usual case, every instance of a series after its first: one query finds both.
     known = Series.objects.select_related("study").filter(series_uid=valid.series_uid).order_by()
     series_found = next(iter(known[:1]), None)
     if series_found is not None and series_found.study.study_uid == valid.study_uid:
         if not _same_resident(series_found.study, valid):
             raise _other_patient_study()
-        return _add_instance(valid, origin, series_found, key=key, sha256=sha256, created=False)
+        return _add_instance(item, origin, series_found, created=False)
     # UIDs are unique: no ORDER BY (which first() would add) for the single match.
     locked = Study.objects.select_for_update().filter(study_uid=valid.study_uid).order_by()
     study = next(iter(locked[:1]), None)
@@ -222,7 +242,7 @@ def _index(valid: ValidInstance, origin: Origin, *, key: str, sha256: str) -> In
             "uid_reused", _("This Series Instance UID already belongs to another study.")
         )
     series.study = study  # the audit event reads it: no second look-up
-    return _add_instance(valid, origin, series, key=key, sha256=sha256, created=created)
+    return _add_instance(item, origin, series, created=created)
 
 
 def _other_patient_study() -> Conflict:
@@ -235,34 +255,11 @@ def _other_patient_study() -> Conflict:
     )
 
 
-def _add_instance(
-    valid: ValidInstance,
-    origin: Origin,
-    series: Series,
-    *,
-    key: str,
-    sha256: str,
-    created: bool,
-) -> Instance:
+def _add_instance(item: Prepared, origin: Origin, series: Series, *, created: bool) -> Instance:
     """Insert the instance and count it in its series and study (one UPDATE each)."""
     study = series.study
-    instance = Instance.objects.create(
-        sop_uid=valid.sop_uid,
-        series=series,
-        sop_class_uid=valid.sop_class_uid,
-        instance_number=_int(valid.dataset.get("InstanceNumber")),
-        transfer_syntax_uid=valid.transfer_syntax_uid,
-        rows=valid.rows,
-        columns=valid.columns,
-        frames=valid.frames,
-        bits_allocated=valid.bits_allocated,
-        photometric=valid.photometric,
-        object_key=key,
-        size=valid.size,
-        sha256=sha256,
-        metadata=instance_metadata(valid.dataset),
-        received_via=origin.channel,
-    )
+    instance = new_instance(item, origin, series)
+    instance.save(force_insert=True)
     Series.objects.filter(pk=series.pk).update(num_instances=F("num_instances") + 1)
     study_changes: dict[str, Any] = {
         "num_instances": F("num_instances") + 1,
@@ -278,19 +275,39 @@ def _add_instance(
     return instance
 
 
-def _index_with_retry(
-    valid: ValidInstance, origin: Origin, *, key: str, sha256: str
-) -> Instance | IngestResult:
+def new_instance(item: Prepared, origin: Origin, series: Series) -> Instance:
+    """The index row of a validated, stored instance (not saved)."""
+    valid = item.valid
+    return Instance(
+        sop_uid=valid.sop_uid,
+        series=series,
+        sop_class_uid=valid.sop_class_uid,
+        instance_number=_int(valid.dataset.get("InstanceNumber")),
+        transfer_syntax_uid=valid.transfer_syntax_uid,
+        rows=valid.rows,
+        columns=valid.columns,
+        frames=valid.frames,
+        bits_allocated=valid.bits_allocated,
+        photometric=valid.photometric,
+        object_key=item.key,
+        size=valid.size,
+        sha256=item.sha256,
+        metadata=item.metadata,
+        received_via=origin.channel,
+    )
+
+
+def _index_with_retry(item: Prepared, origin: Origin) -> Instance | IngestResult:
     """Index in a transaction; a concurrent sender of the same study or instance wins a race
     at most once: then the instance is a duplicate, or the study now exists and we retry."""
     for attempt in range(2):
         try:
             with transaction.atomic():
-                instance = _index(valid, origin, key=key, sha256=sha256)
-                _audit_stored(instance, origin)  # one commit for index and audit
+                instance = _index(item, origin)
+                stored_event(instance, origin).save(force_insert=True)  # one commit for both
                 return instance
         except IntegrityError:
-            existing = _duplicate_or_conflict(valid)
+            existing = _duplicate_or_conflict(item.valid)
             if existing is not None:
                 return IngestResult(IngestStatus.DUPLICATE, existing)
             if attempt:
@@ -317,6 +334,18 @@ def instance_ingest(
     Conflict
         A UID already names another resident, study or series (nothing kept); audited.
     """
+    return instance_index(instance_prepare(fileobj, origin=origin, limits=limits), origin=origin)
+
+
+def instance_prepare(
+    fileobj: BinaryIO, *, origin: Origin, limits: Limits = DEFAULT_LIMITS
+) -> Prepared:
+    """Validate one Part 10 file and put its bytes (preamble zeroed) in the object store.
+
+    Nothing is indexed yet: :func:`instance_index` (or :mod:`imaging.ingest_batch`) must
+    follow, and removes the object if the instance is not indexed. Raises
+    :class:`Rejected` (audited) for a file we refuse.
+    """
     try:
         valid = validate_instance(fileobj, limits=limits)
     except Rejected as exc:
@@ -325,27 +354,39 @@ def instance_ingest(
     # No look-up for a duplicate first: the unique index tells at insert time (then the
     # object just written is removed), which costs a re-sent instance a write and spares
     # every new one a query.
-    store = get_store()
     zeroed = cast(BinaryIO, _ZeroedPreamble(fileobj))
-    stored = store.put(zeroed, prefix="dicom", content_type="application/dicom", size=valid.size)
+    stored = get_store().put(
+        zeroed, prefix="dicom", content_type="application/dicom", size=valid.size
+    )
+    return Prepared.of(valid, key=stored.key, sha256=stored.sha256)
+
+
+def instance_index(prepared: Prepared, *, origin: Origin) -> IngestResult:
+    """Index a prepared instance in its own transaction, with its audit event.
+
+    Raises :class:`Conflict` (audited) when a UID already names another resident, study
+    or series; the stored object is removed whenever the instance is not indexed.
+    """
+    store = get_store()
     try:
-        instance = _index_with_retry(valid, origin, key=stored.key, sha256=stored.sha256)
+        instance = _index_with_retry(prepared, origin)
     except Conflict as exc:
-        store.delete(stored.key)
+        store.delete(prepared.key)
         _audit(origin, outcome=Outcome.FAILED, reason=exc.code)
         raise
     except BaseException:
-        store.delete(stored.key)
+        store.delete(prepared.key)
         raise
     if isinstance(instance, IngestResult):  # indexed meanwhile by a concurrent sender
-        store.delete(stored.key)
+        store.delete(prepared.key)
         return instance
     return IngestResult(IngestStatus.STORED, instance)
 
 
-def _audit_stored(instance: Instance, origin: Origin) -> None:
+def stored_event(instance: Instance, origin: Origin) -> AuditEvent:
+    """The audit event of a stored instance (not yet written)."""
     study = instance.series.study
-    audit_record(
+    return audit_event(
         actor=origin.user,
         action="imaging.ingest",
         outcome=Outcome.ALLOWED,

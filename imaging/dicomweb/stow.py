@@ -3,8 +3,11 @@
 ``POST /dicomweb/studies[/{study}]`` with ``Content-Type: multipart/related;
 type="application/dicom"; boundary=...``, one Part 10 file per part. The body is read as
 a stream, one part at a time into a temporary file (in memory up to
-:data:`SPOOL_BYTES`, then on disk), and each part goes through
-:func:`imaging.ingest.instance_ingest` for the uploader's institution, which audits it.
+:data:`SPOOL_BYTES`, then on disk); each part is validated and its bytes stored
+(:func:`imaging.ingest.instance_prepare`) as it arrives, and the parts are indexed
+together, :data:`imaging.ingest_batch.BATCH_SIZE` at a time
+(:func:`imaging.ingest_batch.instances_index`), for the uploader's institution. Ingest
+audits every instance it stores or refuses.
 
 The answer is a Store Instances Response Module (PS3.18 Annex I) in DICOM JSON:
 Referenced SOP Sequence for the instances stored (a duplicate of an instance already held
@@ -45,7 +48,9 @@ from imaging.dicomweb.multipart_related import (
     is_valid_boundary,
 )
 from imaging.dicomweb.responses import error_response
-from imaging.ingest import Conflict, Origin, instance_ingest
+from imaging.ingest import Conflict, IngestResult, Origin, Prepared, instance_prepare
+from imaging.ingest_batch import BATCH_SIZE, instances_index
+from objectstore import get_store
 from objectstore.errors import ObjectStoreError
 
 logger = logging.getLogger(__name__)
@@ -107,17 +112,23 @@ def stow(request: HttpRequest, study_uid: str | None) -> HttpResponse:
         return error_response(403, _("Only doctors of a care institution may store images."))
 
     origin = Origin(institution=institution, channel="stow", user=user)
+    parts = _Parts(origin)
     reader = MultipartReader(request, boundary)
-    outcomes: list[_Stored | _Failed] = []
     try:
         while (headers := reader.next_part()) is not None:
-            outcomes.append(_store_part(reader, headers, origin=origin, study_uid=study_uid))
+            parts.add(_store_part(reader, headers, origin=origin, study_uid=study_uid))
     except MalformedMultipart as exc:
         logger.info("STOW-RS body is not valid multipart: %s", exc)
+        outcomes = parts.finish()
         if not any(isinstance(o, _Stored) for o in outcomes):
             return error_response(400, _("The request body is not valid multipart/related."))
         message = _("The request body ends early or is not valid multipart; later parts lost.")
         outcomes.append(_Failed(FailureReason.CANNOT_UNDERSTAND, "malformed_multipart", message))
+    except BaseException:
+        parts.abandon()
+        raise
+    else:
+        outcomes = parts.finish()
     if not outcomes:
         return error_response(400, _("The request has no parts."))
     return _answer(request, outcomes, study_uid=study_uid, media_type=media_type)
@@ -141,7 +152,7 @@ def _uploader_institution(user: User) -> Institution | None:
 
 def _store_part(
     reader: MultipartReader, headers: dict[str, str], *, origin: Origin, study_uid: str | None
-) -> _Stored | _Failed:
+) -> Prepared | _Failed:
     media_type = headers.get("content-type", DICOM).split(";", 1)[0].strip().lower()
     if media_type != DICOM:
         reader.copy_body(None)
@@ -166,26 +177,82 @@ def _store_part(
                 message = _("This instance belongs to another study than the one in the URL.")
                 failed = _Failed(FailureReason.STUDY_MISMATCH, "study_mismatch", message, uids)
                 return _refuse(origin, failed)
-        return _ingest(fileobj, origin=origin)
+        return _prepare(fileobj, origin=origin)
 
 
-def _ingest(fileobj: BinaryIO, *, origin: Origin) -> _Stored | _Failed:
+def _prepare(fileobj: BinaryIO, *, origin: Origin) -> Prepared | _Failed:
     try:
-        result = instance_ingest(fileobj, origin=origin)
+        return instance_prepare(fileobj, origin=origin)
     except Rejected as exc:  # audited by ingest
         return _Failed(rejected_reason(exc), exc.code, str(exc.message), _peek(fileobj))
-    except Conflict as exc:  # audited by ingest
-        return _Failed(FailureReason.UID_CONFLICT, exc.code, str(exc.message), _peek(fileobj))
-    except ObjectStoreError:
-        logger.exception("STOW-RS: the object store failed")
+    except Exception as exc:
+        return _failure(origin, exc, _peek(fileobj))
+
+
+def _failure(origin: Origin, exc: Exception, uids: _Uids) -> _Failed:
+    """The answer for an instance that failed while stored or indexed."""
+    if isinstance(exc, Conflict):  # audited by ingest
+        return _Failed(FailureReason.UID_CONFLICT, exc.code, str(exc.message), uids)
+    if isinstance(exc, ObjectStoreError):
+        logger.error("STOW-RS: the object store failed", exc_info=exc)
         message = _("The image store is not available; try again later.")
         failed = _Failed(FailureReason.OUT_OF_RESOURCES, "store_unavailable", message)
-        return _refuse(origin, failed, uids=_peek(fileobj))
-    except Exception:
-        logger.exception("STOW-RS: ingest failed")
-        message = _("The server failed to store this instance.")
-        failed = _Failed(FailureReason.PROCESSING_FAILURE, "processing_failure", message)
-        return _refuse(origin, failed, uids=_peek(fileobj))
+        return _refuse(origin, failed, uids=uids)
+    logger.error("STOW-RS: ingest failed", exc_info=exc)
+    message = _("The server failed to store this instance.")
+    failed = _Failed(FailureReason.PROCESSING_FAILURE, "processing_failure", message)
+    return _refuse(origin, failed, uids=uids)
+
+
+class _Parts:
+    """The outcome of each part in order; prepared parts are indexed a batch at a time."""
+
+    def __init__(self, origin: Origin) -> None:
+        self._origin = origin
+        self._outcomes: list[_Stored | _Failed | None] = []
+        self._pending: list[tuple[int, Prepared]] = []
+
+    def add(self, outcome: Prepared | _Failed) -> None:
+        if isinstance(outcome, _Failed):
+            self._outcomes.append(outcome)
+            return
+        self._pending.append((len(self._outcomes), outcome))
+        self._outcomes.append(None)
+        if len(self._pending) >= BATCH_SIZE:
+            self._index()
+
+    def finish(self) -> list[_Stored | _Failed]:
+        self._index()
+        return [o for o in self._outcomes if o is not None]
+
+    def abandon(self) -> None:
+        """The request failed midway: remove what was stored and not indexed."""
+        store = get_store()
+        for _position, item in self._pending:
+            store.delete(item.key)
+        self._pending.clear()
+
+    def _index(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        items = [item for _position, item in pending]
+        try:
+            results: list[IngestResult | Exception] = list(
+                instances_index(items, origin=self._origin)
+            )
+        except Exception as exc:  # the batch's objects are already removed
+            results = [exc] * len(items)
+        for (position, item), result in zip(pending, results, strict=True):
+            self._outcomes[position] = _answer_for(self._origin, item, result)
+
+
+def _answer_for(
+    origin: Origin, item: Prepared, result: IngestResult | Exception
+) -> _Stored | _Failed:
+    valid = item.valid
+    if isinstance(result, Exception):
+        return _failure(origin, result, _Uids(valid.sop_class_uid, valid.sop_uid, valid.study_uid))
     instance = result.instance
     series = instance.series
     return _Stored(

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from association.models import Institution
 from imaging.dicom.validate import ValidInstance, validate_instance
-from imaging.ingest import Origin, _index
+from imaging.ingest import Origin, Prepared, _index
 from imaging.models import Instance
 from objectstore import get_store
 from tests.imaging.dicomweb_support import TRANSFER_SYNTAX_FILES, UNDECODABLE, Sample, prepare
@@ -64,7 +64,7 @@ def ingest(actors: Any, samples: dict[str, Sample]) -> Ingest:
         for name in names:
             valid, key, sha256 = _validated_and_stored(samples[name])
             with transaction.atomic():
-                result.append(_index(valid, origin, key=key, sha256=sha256))
+                result.append(_index(Prepared.of(valid, key=key, sha256=sha256), origin))
         return result
 
     return send
