@@ -644,6 +644,39 @@ def cstore(server: Server, key: str, ds: DataSet) -> None:
         server.results[f"{key}.ips"].note += f", storescu exit {run.returncode}"
 
 
+def cstore_floor(ours: Server, ds: DataSet, work: Path) -> None:
+    """The same series into ``bench/dimse_floor.py``: pynetdicom parsing, hashing and
+    writing (one fsync) each image and nothing else, the ceiling of any ingest on it."""
+    key = "cstore_floor.ips"
+    storescu = shutil.which("storescu")
+    if storescu is None:
+        ours.skip(key, "storescu is missing (apt-get install dcmtk)")
+        return
+    port, folder = free_port(), work / "floor"
+    script = Path(__file__).with_name("dimse_floor.py")
+    cmd = [sys.executable, str(script), "--port", str(port), "--out", str(folder / "out")]
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = Proc("floor", cmd, env=dict(os.environ), log=folder / "log").start()
+    try:
+        if not _wait_echo(port, "FLOOR", 60):
+            ours.skip(key, "the floor SCP did not answer")
+            return
+        cmd = [storescu, "-aet", "BENCH", "-aec", "FLOOR", "127.0.0.1", str(port)]
+        env = {**os.environ, "TCP_NODELAY": "1"}
+        t0 = time.perf_counter()
+        run = subprocess.run(cmd + [str(p) for p in ds.paths], env=env, capture_output=True)
+        seconds = time.perf_counter() - t0
+    finally:
+        proc.stop()
+    written = len(list((folder / "out").iterdir()))
+    rate = ds.count / seconds
+    note = f"{written}/{ds.count} written" + (
+        f", storescu exit {run.returncode}" if run.returncode else ""
+    )
+    ours.put(key, rate, f"{rate:.0f}", note)
+    log(f"  pynetdicom floor: {rate:.0f} instances/s, {note}, {seconds:.1f} s")
+
+
 def association(server: Server, key: str, reps: int) -> None:
     """One whole association per C-ECHO (``echoscu``): what a modality sending one image per
     association pays each time (set-up, negotiation, release); p50 over ``reps`` runs."""
@@ -970,6 +1003,10 @@ def table_rows(slices: int, full: bool) -> list[Row]:
         Row("STOW-RS ingest, 4 clients (MB/s)", "stow4.mbs", "higher"),
         Row("C-STORE storescu, 1 association (instances/s)", "cstore.ips", "higher"),
         Row("C-STORE storescu, 1 association (MB/s)", "cstore.mbs", "higher"),
+        Row(
+            "C-STORE floor: pynetdicom parse + SHA-256 + write/fsync, nothing else (instances/s)",
+            "cstore_floor.ips",
+        ),
         Row("C-ECHO, one association each, p50 (ms; echoscu included)", "assoc.p50"),
         Row("one small request p50 (ms): ours GET /dicomweb/, Orthanc GET /system", "floor.p50"),
         Row("QIDO /studies?PatientID p50 (ms)", "qido.p50", "lower"),
@@ -1242,6 +1279,10 @@ def _run(
     phase("C-STORE with storescu (TCP_NODELAY=1), one association")
     for s in servers:
         cstore(s, "cstore", sets["cstore"])
+
+    if "ours" in wanted:
+        phase("C-STORE floor: pynetdicom parsing, hashing and writing only (bench/dimse_floor.py)")
+        cstore_floor(ours, sets["cstore"], work)
 
     phase("DICOM association set-up: one echoscu per association")
     for s in servers:
