@@ -26,14 +26,8 @@ from accounts.models import User
 from association.models import Institution
 from audit.models import AuditEvent, Outcome
 from audit.services import audit_event, audit_record
-from imaging.dicom.metadata import instance_metadata, study_attributes
-from imaging.dicom.validate import (
-    DEFAULT_LIMITS,
-    Limits,
-    Rejected,
-    ValidInstance,
-    validate_instance,
-)
+from imaging.dicom.header import Header, header_of
+from imaging.dicom.validate import DEFAULT_LIMITS, Limits, Rejected, validate_instance
 from imaging.models import (
     ImagingRequest,
     Instance,
@@ -88,15 +82,9 @@ class IngestResult:
 class Prepared:
     """A validated instance whose bytes are in the object store, not yet indexed."""
 
-    valid: ValidInstance
+    header: Header
     key: str
     sha256: str
-    metadata: dict[str, Any]  # DICOM JSON, read while the file is still open
-
-    @classmethod
-    def of(cls, valid: ValidInstance, *, key: str, sha256: str) -> Prepared:
-        """Built while the file is open: large values are read from it (deferred)."""
-        return cls(valid, key, sha256, instance_metadata(valid.dataset))
 
 
 class _ZeroedPreamble:
@@ -120,11 +108,11 @@ class _ZeroedPreamble:
         return data
 
 
-def _same_resident(study: Study, valid: ValidInstance) -> bool:
+def _same_resident(study: Study, valid: Header) -> bool:
     return study.dicom_patient_id == valid.patient_id
 
 
-def _duplicate_or_conflict(valid: ValidInstance) -> Instance | None:
+def _duplicate_or_conflict(valid: Header) -> Instance | None:
     """After a unique-index violation: the stored twin, or the conflict it makes."""
     existing = (
         Instance.objects.select_related("series__study").filter(sop_uid=valid.sop_uid).first()
@@ -147,11 +135,11 @@ def _duplicate_or_conflict(valid: ValidInstance) -> Instance | None:
     return existing
 
 
-def _match_patient(valid: ValidInstance, origin: Origin) -> Patient | None:
+def _match_patient(valid: Header, origin: Origin) -> Patient | None:
     """The resident the images belong to, or ``None`` to queue them for a person."""
     if origin.request is not None:
         return origin.request.patient
-    accession = str(valid.dataset.get("AccessionNumber", "") or "")
+    accession = valid.accession_number
     if accession:
         request = (
             ImagingRequest.objects.select_related("patient")
@@ -186,10 +174,10 @@ def _match_patient(valid: ValidInstance, origin: Origin) -> Patient | None:
     return None
 
 
-def _request_for(valid: ValidInstance, origin: Origin) -> ImagingRequest | None:
+def _request_for(valid: Header, origin: Origin) -> ImagingRequest | None:
     if origin.request is not None:
         return origin.request
-    accession = str(valid.dataset.get("AccessionNumber", "") or "")
+    accession = valid.accession_number
     if not accession:
         return None
     return ImagingRequest.objects.filter(
@@ -198,7 +186,7 @@ def _request_for(valid: ValidInstance, origin: Origin) -> ImagingRequest | None:
 
 
 def _index(item: Prepared, origin: Origin) -> Instance:
-    valid = item.valid
+    valid = item.header
     # The usual case, every instance of a series after its first: one query finds both.
     known = Series.objects.select_related("study").filter(series_uid=valid.series_uid).order_by()
     series_found = next(iter(known[:1]), None)
@@ -215,7 +203,7 @@ def _index(item: Prepared, origin: Origin) -> Instance:
         request = _request_for(valid, origin)
         study = Study.objects.create(
             study_uid=valid.study_uid,
-            **study_attributes(valid.dataset),
+            **valid.study,
             patient=patient,
             match_status=MatchStatus.MATCHED if patient else MatchStatus.PENDING,
             source_institution=origin.institution,
@@ -229,13 +217,7 @@ def _index(item: Prepared, origin: Origin) -> Instance:
         raise _other_patient_study()
     series, created = Series.objects.get_or_create(
         series_uid=valid.series_uid,
-        defaults={
-            "study": study,
-            "modality": str(valid.dataset.get("Modality", "") or "")[:16],
-            "series_number": _int(valid.dataset.get("SeriesNumber")),
-            "series_description": str(valid.dataset.get("SeriesDescription", "") or "")[:64],
-            "body_part": str(valid.dataset.get("BodyPartExamined", "") or "")[:16],
-        },
+        defaults={"study": study, **valid.series},
     )
     if series.study_id != study.pk:
         raise Conflict(
@@ -277,12 +259,12 @@ def _add_instance(item: Prepared, origin: Origin, series: Series, *, created: bo
 
 def new_instance(item: Prepared, origin: Origin, series: Series) -> Instance:
     """The index row of a validated, stored instance (not saved)."""
-    valid = item.valid
+    valid = item.header
     return Instance(
         sop_uid=valid.sop_uid,
         series=series,
         sop_class_uid=valid.sop_class_uid,
-        instance_number=_int(valid.dataset.get("InstanceNumber")),
+        instance_number=valid.instance_number,
         transfer_syntax_uid=valid.transfer_syntax_uid,
         rows=valid.rows,
         columns=valid.columns,
@@ -292,7 +274,7 @@ def new_instance(item: Prepared, origin: Origin, series: Series) -> Instance:
         object_key=item.key,
         size=valid.size,
         sha256=item.sha256,
-        metadata=item.metadata,
+        metadata=valid.metadata,
         received_via=origin.channel,
     )
 
@@ -307,19 +289,12 @@ def _index_with_retry(item: Prepared, origin: Origin) -> Instance | IngestResult
                 stored_event(instance, origin).save(force_insert=True)  # one commit for both
                 return instance
         except IntegrityError:
-            existing = _duplicate_or_conflict(item.valid)
+            existing = _duplicate_or_conflict(item.header)
             if existing is not None:
                 return IngestResult(IngestStatus.DUPLICATE, existing)
             if attempt:
                 raise
     raise AssertionError("unreachable")
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def instance_ingest(
@@ -346,19 +321,28 @@ def instance_prepare(
     follow, and removes the object if the instance is not indexed. Raises
     :class:`Rejected` (audited) for a file we refuse.
     """
+    return instance_store(fileobj, instance_check(fileobj, origin=origin, limits=limits))
+
+
+def instance_check(fileobj: BinaryIO, *, origin: Origin, limits: Limits = DEFAULT_LIMITS) -> Header:
+    """Validate one Part 10 file: its header, or :class:`Rejected` (audited)."""
     try:
-        valid = validate_instance(fileobj, limits=limits)
+        return header_of(validate_instance(fileobj, limits=limits))
     except Rejected as exc:
         _audit(origin, outcome=Outcome.FAILED, reason=exc.code)
         raise
+
+
+def instance_store(fileobj: BinaryIO, header: Header) -> Prepared:
+    """Put a validated file's bytes, preamble zeroed, in the object store."""
     # No look-up for a duplicate first: the unique index tells at insert time (then the
     # object just written is removed), which costs a re-sent instance a write and spares
     # every new one a query.
     zeroed = cast(BinaryIO, _ZeroedPreamble(fileobj))
     stored = get_store().put(
-        zeroed, prefix="dicom", content_type="application/dicom", size=valid.size
+        zeroed, prefix="dicom", content_type="application/dicom", size=header.size
     )
-    return Prepared.of(valid, key=stored.key, sha256=stored.sha256)
+    return Prepared(header, stored.key, stored.sha256)
 
 
 def instance_index(prepared: Prepared, *, origin: Origin) -> IngestResult:

@@ -80,7 +80,7 @@ def _index_together(batch: Sequence[Prepared], origin: Origin) -> list[IngestRes
     per_series: Counter[int] = Counter()
     results: list[IngestResult] = []
     for item in batch:
-        valid = item.valid
+        valid = item.header
         series = known.get(valid.series_uid)
         if series is None or series.study.study_uid != valid.study_uid:
             # Found or created, counted and inserted as a lone instance would be.

@@ -250,7 +250,7 @@ class _Parts:
 def _answer_for(
     origin: Origin, item: Prepared, result: IngestResult | Exception
 ) -> _Stored | _Failed:
-    valid = item.valid
+    valid = item.header
     if isinstance(result, Exception):
         return _failure(origin, result, _Uids(valid.sop_class_uid, valid.sop_uid, valid.study_uid))
     instance = result.instance

@@ -13,7 +13,8 @@ from django.core.cache import cache
 from django.db import transaction
 
 from association.models import Institution
-from imaging.dicom.validate import ValidInstance, validate_instance
+from imaging.dicom.header import Header, header_of
+from imaging.dicom.validate import validate_instance
 from imaging.ingest import Origin, Prepared, _index
 from imaging.models import Instance
 from objectstore import get_store
@@ -32,14 +33,14 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Sample]:
 Ingest = Callable[..., list[Instance]]
 
 
-_STORED: dict[str, tuple[ValidInstance, str, str]] = {}
+_STORED: dict[str, tuple[Header, str, str]] = {}
 
 
-def _validated_and_stored(sample: Sample) -> tuple[ValidInstance, str, str]:
+def _validated_and_stored(sample: Sample) -> tuple[Header, str, str]:
     """Validate and store a sample once per session (the object store outlives tests)."""
     if str(sample.path) not in _STORED:
         with open(sample.path, "rb") as f:
-            valid = validate_instance(f)
+            valid = header_of(validate_instance(f))
             f.seek(0)
             stored = get_store().put(f, prefix="dicom", content_type="application/dicom")
         _STORED[str(sample.path)] = (valid, stored.key, stored.sha256)
@@ -64,7 +65,7 @@ def ingest(actors: Any, samples: dict[str, Sample]) -> Ingest:
         for name in names:
             valid, key, sha256 = _validated_and_stored(samples[name])
             with transaction.atomic():
-                result.append(_index(Prepared.of(valid, key=key, sha256=sha256), origin))
+                result.append(_index(Prepared(valid, key, sha256), origin))
         return result
 
     return send

@@ -1,0 +1,96 @@
+"""What ingest keeps of a validated file: plain values, no data set.
+
+A :class:`Header` is everything the index needs (UIDs, the attributes of study, series and
+instance, and the DICOM JSON metadata), read while the file is open. It holds no pydicom
+object, so it can be made in another process (:mod:`imaging.dicom.check_pool`) and sent
+back. Validation itself is :func:`imaging.dicom.validate.validate_instance`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from imaging.dicom.metadata import instance_metadata, study_attributes
+from imaging.dicom.validate import Limits, Rejected, ValidInstance, validate_instance
+
+
+@dataclass(frozen=True)
+class Header:
+    """A validated instance's identity and index attributes (decoded text)."""
+
+    size: int
+    transfer_syntax_uid: str
+    sop_class_uid: str
+    sop_uid: str
+    series_uid: str
+    study_uid: str
+    patient_id: str
+    patient_name: str
+    rows: int | None
+    columns: int | None
+    frames: int
+    bits_allocated: int | None
+    photometric: str
+    accession_number: str
+    instance_number: int | None
+    series: dict[str, Any]  # imaging.models.Series fields
+    study: dict[str, str]  # imaging.models.Study fields (study_attributes)
+    metadata: dict[str, Any]  # DICOM JSON, bulk data as placeholders
+
+
+def header_of(valid: ValidInstance) -> Header:
+    """The header of a validated file; call it while the file is open (deferred values)."""
+    ds = valid.dataset
+    return Header(
+        size=valid.size,
+        transfer_syntax_uid=valid.transfer_syntax_uid,
+        sop_class_uid=valid.sop_class_uid,
+        sop_uid=valid.sop_uid,
+        series_uid=valid.series_uid,
+        study_uid=valid.study_uid,
+        patient_id=valid.patient_id,
+        patient_name=valid.patient_name,
+        rows=valid.rows,
+        columns=valid.columns,
+        frames=valid.frames,
+        bits_allocated=valid.bits_allocated,
+        photometric=valid.photometric,
+        accession_number=_text(ds, "AccessionNumber"),
+        instance_number=_int(ds.get("InstanceNumber")),
+        series={
+            "modality": _text(ds, "Modality")[:16],
+            "series_number": _int(ds.get("SeriesNumber")),
+            "series_description": _text(ds, "SeriesDescription")[:64],
+            "body_part": _text(ds, "BodyPartExamined")[:16],
+        },
+        study=study_attributes(ds),
+        metadata=instance_metadata(ds),
+    )
+
+
+def check_bytes(data: bytes, limits: Limits) -> Header | None:
+    """Validate a whole file held in memory: its header, or ``None`` if it is refused.
+
+    The task a worker process runs. A refusal carries a lazily translated message that
+    cannot cross processes: the caller validates a refused file again, in its own
+    process, for the reason (refusals are rare; accepted files are validated once).
+    """
+    try:
+        return header_of(validate_instance(io.BytesIO(data), limits=limits))
+    except Rejected:
+        return None
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    return str(ds.get(keyword, "") or "")
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
