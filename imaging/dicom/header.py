@@ -1,21 +1,20 @@
 """What ingest keeps of a validated file: plain values, no data set.
 
 A :class:`Header` is everything the index needs (UIDs, the attributes of study, series and
-instance, and the DICOM JSON metadata), read while the file is open. It holds no pydicom
-object, so it can be made in another process (:mod:`imaging.dicom.check_pool`) and sent
-back. Validation itself is :func:`imaging.dicom.validate.validate_instance`.
+instance, and the DICOM JSON metadata), read while the file is open: a part of a STOW-RS
+request is indexed after its temporary file is closed. It holds no pydicom object.
+Validation itself is :func:`imaging.dicom.validate.validate_instance`.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from imaging.dicom.metadata import instance_metadata, study_attributes
-from imaging.dicom.validate import Limits, Rejected, ValidInstance, validate_instance
+from imaging.dicom.validate import ValidInstance
 
 
 @dataclass(frozen=True)
@@ -70,19 +69,6 @@ def header_of(valid: ValidInstance) -> Header:
         study=study_attributes(ds),
         metadata=instance_metadata(ds),
     )
-
-
-def check_bytes(data: bytes, limits: Limits) -> Header | None:
-    """Validate a whole file held in memory: its header, or ``None`` if it is refused.
-
-    The task a worker process runs. A refusal carries a lazily translated message that
-    cannot cross processes: the caller validates a refused file again, in its own
-    process, for the reason (refusals are rare; accepted files are validated once).
-    """
-    try:
-        return header_of(validate_instance(io.BytesIO(data), limits=limits))
-    except Rejected:
-        return None
 
 
 def _text(ds: Dataset, keyword: str) -> str:
