@@ -46,11 +46,12 @@ def _password(value: str) -> str:
     return value
 
 
-def _daphne(*, host: str, port: int, proxy_headers: bool) -> None:
+def _daphne(*, host: str, port: int, proxy_headers: bool, adopt: str | None = None) -> None:
     from config.startup import daphne_cli, warm_and_freeze
 
     warm_and_freeze()
-    args = ["-b", host, "-p", str(port)]
+    # ``adopt``: a listening socket inherited from ``telemed serve --workers`` (its parent).
+    args = ["-e", adopt] if adopt else ["-b", host, "-p", str(port)]
     if proxy_headers:
         args.append("--proxy-headers")
     daphne_cli().run([*args, "config.asgi:application"])
@@ -132,8 +133,29 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 def cmd_serve(ns: argparse.Namespace) -> int:
     _setup_django()
-    _daphne(host=ns.host, port=ns.port, proxy_headers=True)
+    from django.conf import settings
+
+    workers = ns.workers if ns.workers is not None else settings.WEB_WORKERS
+    if ns.adopt is None and workers > 1:
+        from config.web_workers import WorkersUnavailable, serve_workers
+
+        try:
+            return serve_workers(host=ns.host, port=ns.port, workers=workers)
+        except WorkersUnavailable as exc:
+            print(f"telemed serve: {exc}", file=sys.stderr)
+            return 2
+    _daphne(host=ns.host, port=ns.port, proxy_headers=True, adopt=ns.adopt)
     return 0
+
+
+def _workers(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= number <= MAX_WEB_WORKERS:
+        raise argparse.ArgumentTypeError(f"between 1 and {MAX_WEB_WORKERS}")
+    return number
 
 
 def cmd_worker(ns: argparse.Namespace) -> int:
@@ -209,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the platform with Daphne")
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104  (inside a container)
     serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="Daphne processes sharing the port (default TELEMED_WEB_WORKERS, or 1);"
+        " more than 1 needs REDIS_URL",
+    )
+    serve.add_argument("--adopt", default=None, help=argparse.SUPPRESS)  # set by --workers
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run background tasks")
@@ -233,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PASS_THROUGH = {"worker", "manage"}
+MAX_WEB_WORKERS = 64
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -164,6 +164,10 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Daphne processes of `telemed serve` sharing its port (config/web_workers.py); more
+# than one needs REDIS_URL.
+WEB_WORKERS = env_int("TELEMED_WEB_WORKERS", 1, minimum=1, maximum=64)
+
 # --- Channel layer --------------------------------------------------------------------
 _redis_url = env_url("REDIS_URL", schemes={"redis", "rediss"})
 if _redis_url is None:
