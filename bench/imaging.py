@@ -7,7 +7,11 @@ Starts, on 127.0.0.1 only and in a temporary folder:
 * Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``) from a generated configuration
   (no compression, no authentication, loopback only, ``TCP_NODELAY=1`` as DCMTK needs);
 * our platform: ``telemed demo`` (Daphne on embedded defaults) and ``telemed dicom-scp``
-  with the calling AE title ``BENCH`` registered for the Xiba township health centre.
+  with the calling AE title ``BENCH`` registered for the Xiba township health centre;
+  ``--web-workers N`` then serves the demo's data with ``telemed serve --workers N`` (Redis
+  on loopback as the channel layer, ``BENCH_REDIS_URL``), as a deployment on N cores runs;
+* ``bench/dimse_floor.py``: pynetdicom configured as our SCP, doing only what any archive
+  must (parse, hash, write with fsync), for the C-STORE ceiling on this machine.
 
 Then, for each server on the same generated CT series (``bench/dicom_gen.py``; one fresh
 study per ingest path, identical for both servers): STOW-RS ingest with dicomweb-client
@@ -136,6 +140,21 @@ class Proc:
 
 
 atexit.register(Proc.stop_all)
+
+
+class Child:
+    """A process one of ours started (a ``telemed serve --workers`` child): watched only.
+
+    Stopped with its parent, whose process group it shares."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def alive(self) -> bool:
+        return Path(f"/proc/{self.pid}").exists()
+
+    def tail(self, lines: int = 3) -> str:
+        return ""
 
 
 def _on_signal(signum: int, _frame: object) -> None:
@@ -394,7 +413,7 @@ def _telemed() -> str | None:
     return str(candidate) if candidate.exists() else shutil.which("telemed")
 
 
-def start_ours(work: Path, *, debug: bool = False) -> Server:
+def start_ours(work: Path, *, debug: bool = False, web_workers: int = 1) -> Server:
     server = Server("ours", "", (DEMO_USER, DEMO_PASSWORD))
     telemed = _telemed()
     if telemed is None:
@@ -420,6 +439,8 @@ def start_ours(work: Path, *, debug: bool = False) -> Server:
     if status in (404, 405, 501):
         # Logged only: each DICOMweb path is tried and reports its own "not available".
         log(f"  ours: GET /dicomweb/studies answers HTTP {status}")
+    if web_workers > 1 and not _serve_workers(server, telemed, env, folder, port, web_workers):
+        return server
 
     def count(study_uid: str) -> int | None:
         code = (
@@ -471,6 +492,34 @@ def start_ours(work: Path, *, debug: bool = False) -> Server:
     if not _wait_echo(dimse_port, "TELEMED", 60):
         server.missing["dimse"] = "telemed dicom-scp did not answer C-ECHO: " + scp.tail(3)
     return server
+
+
+def _serve_workers(
+    server: Server, telemed: str, env: dict[str, str], folder: Path, port: int, workers: int
+) -> bool:
+    """Replace the seeded demo by ``telemed serve --workers N`` on the same data and port,
+    as a deployment runs it (a Redis channel layer: ``REDIS_URL``, loopback by default)."""
+    server.procs.pop("ours web (Daphne)").stop()
+    env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    cmd = [telemed, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    parent = Proc(
+        "telemed serve", [*cmd, "--workers", str(workers)], env=env, log=folder / "serve.log"
+    )
+    server.procs["ours web parent"] = parent.start()
+    deadline = time.monotonic() + 180
+    while (
+        len(_children(parent.pid)) < workers
+        or _wait_http(f"{server.root}/studies", server.auth, 1) is None
+    ):
+        if not parent.alive() or time.monotonic() > deadline:
+            server.missing["*"] = (
+                f"telemed serve --workers {workers} did not answer: " + parent.tail(3)
+            )
+            return False
+    for number, pid in enumerate(sorted(_children(parent.pid)), 1):
+        server.procs[f"ours web {number}"] = Child(pid)  # type: ignore[assignment]
+    log(f"  ours: telemed serve --workers {workers} (Redis channel layer) on the demo's data")
+    return True
 
 
 def _wait_http(url: str, auth: tuple[str, str] | None, seconds: float) -> int | None:
@@ -1039,7 +1088,8 @@ FULL_PHASES = (
 
 
 def _short(label: str) -> str:
-    return {"ours web (Daphne)": "web", "ours SCP": "SCP"}.get(label, label)
+    short = {"ours web (Daphne)": "web", "ours SCP": "SCP", "ours web parent": "parent"}
+    return short.get(label, label.removeprefix("ours "))
 
 
 def _mem_cell(server: Server, key: str) -> tuple[str, float | None]:
@@ -1199,6 +1249,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--debug", action="store_true", help="serve ours with TELEMED_DEBUG=1 (the demo's default)"
     )
+    parser.add_argument(
+        "--web-workers",
+        type=int,
+        default=1,
+        help="serve ours with telemed serve --workers N (Redis on loopback, BENCH_REDIS_URL)"
+        " instead of the demo's one process",
+    )
     ns = parser.parse_args(argv)
     slices = 30 if ns.quick else ns.slices
     reps = ns.reps or (15 if ns.quick else 50)
@@ -1238,7 +1295,11 @@ def _run(
     peer = start_orthanc(work) if "orthanc" in wanted else Server("Orthanc", "", None)
     if "orthanc" not in wanted:
         peer.missing["*"] = "not requested (--servers)"
-    ours = start_ours(work, debug=ns.debug) if "ours" in wanted else Server("ours", "", None)
+    ours = (
+        start_ours(work, debug=ns.debug, web_workers=ns.web_workers)
+        if "ours" in wanted
+        else Server("ours", "", None)
+    )
     if "ours" not in wanted:
         ours.missing["*"] = "not requested (--servers)"
     servers = [ours, peer]

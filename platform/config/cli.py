@@ -132,8 +132,8 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
-    _setup_django()
-    from django.conf import settings
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings  # the settings only: a parent of workers loads no app
 
     workers = ns.workers if ns.workers is not None else settings.WEB_WORKERS
     if ns.adopt is None and workers > 1:
@@ -144,6 +144,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         except WorkersUnavailable as exc:
             print(f"telemed serve: {exc}", file=sys.stderr)
             return 2
+    _setup_django()
     _daphne(host=ns.host, port=ns.port, proxy_headers=True, adopt=ns.adopt)
     return 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from daphne.cli import CommandLineInterface
@@ -44,13 +44,41 @@ REQUEST_BUFFER_BYTES = 1024 * 1024
 
 
 def daphne_cli() -> CommandLineInterface:
-    """Daphne's command line, with a server that passes request bodies in 1 MiB pieces."""
-    from functools import partial
-
+    """Daphne's command line, with a server that passes request bodies in 1 MiB pieces and
+    accepts one connection per wake-up (:func:`accept_one_at_a_time`)."""
     from daphne.cli import CommandLineInterface
     from daphne.server import Server
 
+    class _Server(Server):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("request_buffer_size", REQUEST_BUFFER_BYTES)
+            super().__init__(*args, **kwargs)
+
+        def listen_success(self, port: Any) -> None:
+            accept_one_at_a_time(port)
+            super().listen_success(port)
+
     class _CommandLine(CommandLineInterface):
-        server_class = partial(Server, request_buffer_size=REQUEST_BUFFER_BYTES)
+        server_class = _Server
 
     return _CommandLine()
+
+
+def accept_one_at_a_time(port: Any) -> None:
+    """Make a listening Twisted port accept one connection each time the loop wakes it.
+
+    Twisted accepts up to 100 waiting connections at once (and raises that as traffic
+    grows). Processes sharing a listening socket (``telemed serve --workers``) are all woken
+    by a new connection, and the first to run would take every connection waiting; a burst
+    of clients could all land on one process while the other idles. One at a time, a busy
+    process leaves the next connection to an idle one.
+    """
+    if not hasattr(port, "numberAccepts"):
+        return
+    read = port.doRead
+
+    def do_read() -> Any:
+        port.numberAccepts = 1  # Twisted scales it after every read: set before each
+        return read()
+
+    port.doRead = do_read

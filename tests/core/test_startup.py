@@ -35,6 +35,33 @@ def test_freezing_can_be_turned_off_to_compare() -> None:
 def test_daphne_passes_request_bodies_in_one_mebibyte_pieces() -> None:
     from config.startup import REQUEST_BUFFER_BYTES, daphne_cli
 
-    server_class = daphne_cli().server_class
-    assert server_class.keywords == {"request_buffer_size": REQUEST_BUFFER_BYTES}
-    assert REQUEST_BUFFER_BYTES == 1024 * 1024
+    server = daphne_cli().server_class(application=None, endpoints=["tcp:port=0"])
+    assert server.request_buffer_size == REQUEST_BUFFER_BYTES == 1024 * 1024
+
+
+def test_a_listening_port_accepts_one_connection_per_wake_up() -> None:
+    import socket
+
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.selectreactor import SelectReactor
+
+    from config.startup import accept_one_at_a_time
+
+    reactor = SelectReactor()  # a reactor of its own: the global one is never installed here
+    factory = Factory.forProtocol(Protocol)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        port.stopReading()  # accepted here, by hand, not by a running reactor
+        accept_one_at_a_time(port)
+        address = port.getHost()
+        clients = [socket.create_connection((address.host, address.port)) for _ in range(3)]
+        accepted = []
+        for _ in range(3):
+            before = port.sessionno
+            port.doRead()
+            accepted.append(port.sessionno - before)
+        assert accepted == [1, 1, 1]  # Twisted alone takes all three at the first wake-up
+        for client in clients:
+            client.close()
+    finally:
+        port.stopListening()
