@@ -67,7 +67,7 @@ def header_of(valid: ValidInstance) -> Header:
             "body_part": _text(ds, "BodyPartExamined")[:16],
         },
         study=study_attributes(ds),
-        metadata=instance_metadata(ds),
+        metadata=instance_metadata(ds, valid.json),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -22,17 +23,27 @@ def _bulk(elem: DataElement) -> str:
     return f"{BULK_MARKER}{elem.tag:08X}"
 
 
-def instance_metadata(ds: Dataset) -> dict[str, Any]:
-    """The data set as DICOM JSON, bulk data replaced by ``bulk:<tag>`` placeholders."""
-    shallow = Dataset()
+def element_json(elem: DataElement) -> dict[str, Any]:
+    """One element as DICOM JSON, bulk data replaced by a ``bulk:<tag>`` placeholder."""
+    return elem.to_json_dict(bulk_data_element_handler=_bulk, bulk_data_threshold=BULK_THRESHOLD)
+
+
+def instance_metadata(
+    ds: Dataset, known: Mapping[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The data set as DICOM JSON, bulk data replaced by ``bulk:<tag>`` placeholders.
+
+    ``known``: the JSON of some top-level elements already written (by validation), used
+    as it is.
+    """
+    known = known or {}
+    result: dict[str, Any] = {}
     # Iterate the raw store so Pixel Data (deferred) is never read into memory.
     for tag in sorted(ds._dict):
         if tag == PIXEL_DATA:
             continue
-        shallow.add(ds[tag])
-    result = shallow.to_json_dict(
-        bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=_bulk
-    )
+        fragment = known.get(tag)
+        result[f"{tag:08X}"] = fragment if fragment is not None else element_json(ds[tag])
     if PIXEL_DATA in ds:
         vr = ds._dict[BaseTag(PIXEL_DATA)].VR or "OW"
         result["7FE00010"] = {

@@ -25,6 +25,9 @@ from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import STR_VR
 
+from imaging.dicom import element_memo
+from imaging.dicom.metadata import element_json
+
 UID_PATTERN = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 CHUNK = 1024 * 1024
 
@@ -92,6 +95,9 @@ class ValidInstance:
     bits_allocated: int | None
     photometric: str
     attributes: dict[str, Any] = field(default_factory=dict)
+    # DICOM JSON of the top-level elements validation decoded or had met before
+    # (imaging.dicom.element_memo); instance_metadata() writes the others.
+    json: dict[int, element_memo.Fragment] = field(default_factory=dict)
 
 
 def is_valid_uid(value: object) -> bool:
@@ -213,22 +219,43 @@ def _check_complete(ds: Dataset, size: int) -> None:
         raise Rejected("truncated", _("The file ends before its data does (truncated)."))
 
 
-def _decode(ds: Dataset) -> None:
+def _decode(ds: Dataset, known: dict[int, element_memo.Fragment] | None = None) -> None:
     """Convert, and so decode, every element already read; deferred values stay unread.
 
     ``Dataset.decode()`` would read every deferred value too, the whole pixel data
     included. Text with a NUL inside is refused: DICOM forbids it and PostgreSQL cannot
-    store it (pydicom already strips trailing NUL padding).
+    store it (pydicom already strips trailing NUL padding). With ``known`` (top level),
+    an element met before in another file (:mod:`imaging.dicom.element_memo`) is not
+    decoded again, and the DICOM JSON of each remembered element goes into ``known``.
     """
+    charset = _charset_key(ds) if known is not None else b""
     for elem in _raw_elements(ds):
         if isinstance(elem, RawDataElement) and elem.value is None and elem.length:
             continue  # deferred
+        key = element_memo.key_of(elem, charset) if known is not None else None
+        if known is not None and key is not None and (fragment := element_memo.recall(key)):
+            known[elem.tag] = fragment
+            continue  # the same bytes were decoded and passed before
         converted = ds[elem.tag]
         if converted.VR == "SQ":
             for item in converted.value:
                 _decode(item)
         elif converted.VR in STR_VR and "\0" in _joined(converted.value):
             raise Rejected("malformed", _("A text value contains a NUL character."))
+        if key is not None and known is not None:
+            fragment = element_json(converted)
+            element_memo.remember(key, fragment)
+            known[elem.tag] = fragment
+
+
+def _charset_key(ds: Dataset) -> bytes:
+    """Specific Character Set as found, for the memo: text decodes by it."""
+    elem = ds._dict.get(pydicom.tag.Tag(0x00080005))
+    if elem is None:
+        return b""
+    if isinstance(elem, RawDataElement):
+        return bytes(elem.value or b"")
+    return _joined(elem.value).encode("utf-8", "replace") + b"\x00converted"
 
 
 def _joined(value: Any) -> str:
@@ -400,7 +427,8 @@ def validate_instance(fileobj: BinaryIO, *, limits: Limits = DEFAULT_LIMITS) -> 
         frames, rows, columns, bits = _check_pixels(
             ds, transfer_syntax=transfer_syntax, size=size, limits=limits
         )
-        _decode(ds)  # apply Specific Character Set (GB18030, ISO 2022 IR 58, UTF-8, ...)
+        known: dict[int, element_memo.Fragment] = {}
+        _decode(ds, known)  # apply Specific Character Set (GB18030, ISO 2022 IR 58, UTF-8...)
         patient_name = _text(ds, "PatientName")
         patient_id = _text(ds, "PatientID")
     except Rejected:
@@ -422,4 +450,5 @@ def validate_instance(fileobj: BinaryIO, *, limits: Limits = DEFAULT_LIMITS) -> 
         frames=frames,
         bits_allocated=bits,
         photometric=_text(ds, "PhotometricInterpretation")[:16],
+        json=known,
     )
