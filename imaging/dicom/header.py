@@ -8,32 +8,19 @@ Validation itself is :func:`imaging.dicom.validate.validate_instance`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from imaging.dicom.metadata import instance_metadata, study_attributes
-from imaging.dicom.validate import ValidInstance
+from imaging.dicom.validate import Identity, ValidInstance
 
 
 @dataclass(frozen=True)
-class Header:
-    """A validated instance's identity and index attributes (decoded text)."""
+class Header(Identity):
+    """A validated instance's identity and the attributes the index keeps."""
 
-    size: int
-    transfer_syntax_uid: str
-    sop_class_uid: str
-    sop_uid: str
-    series_uid: str
-    study_uid: str
-    patient_id: str
-    patient_name: str
-    rows: int | None
-    columns: int | None
-    frames: int
-    bits_allocated: int | None
-    photometric: str
     accession_number: str
     instance_number: int | None
     series: dict[str, Any]  # imaging.models.Series fields
@@ -44,20 +31,9 @@ class Header:
 def header_of(valid: ValidInstance) -> Header:
     """The header of a validated file; call it while the file is open (deferred values)."""
     ds = valid.dataset
+    identity = {f.name: getattr(valid, f.name) for f in fields(Identity)}
     return Header(
-        size=valid.size,
-        transfer_syntax_uid=valid.transfer_syntax_uid,
-        sop_class_uid=valid.sop_class_uid,
-        sop_uid=valid.sop_uid,
-        series_uid=valid.series_uid,
-        study_uid=valid.study_uid,
-        patient_id=valid.patient_id,
-        patient_name=valid.patient_name,
-        rows=valid.rows,
-        columns=valid.columns,
-        frames=valid.frames,
-        bits_allocated=valid.bits_allocated,
-        photometric=valid.photometric,
+        **identity,
         accession_number=_text(ds, "AccessionNumber"),
         instance_number=_int(ds.get("InstanceNumber")),
         series={

@@ -77,10 +77,9 @@ class Rejected(ValueError):
 
 
 @dataclass(frozen=True)
-class ValidInstance:
-    """What the index needs from an accepted file, decoded (character sets applied)."""
+class Identity:
+    """An accepted file's size, UIDs, patient and image geometry, decoded, as plain values."""
 
-    dataset: Dataset  # without pixel data values loaded (deferred)
     size: int
     transfer_syntax_uid: str
     sop_class_uid: str
@@ -94,7 +93,13 @@ class ValidInstance:
     frames: int
     bits_allocated: int | None
     photometric: str
-    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValidInstance(Identity):
+    """An accepted file: its identity and its header (character sets applied)."""
+
+    dataset: Dataset  # without pixel data values loaded (deferred)
     # DICOM JSON of the top-level elements validation decoded or had met before
     # (imaging.dicom.element_memo); instance_metadata() writes the others.
     json: dict[int, element_memo.Fragment] = field(default_factory=dict)
