@@ -89,6 +89,19 @@ def _session_object_store(
     get_store.cache_clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _channel_layer_of_this_worker(worker_id: str) -> None:
+    """Under pytest-xdist each worker has its own test database, so the same row ids and
+    group names: on a shared Redis, give each worker's channel layer its own prefix."""
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG")
+    if config is None or worker_id == "master":
+        return
+    config["prefix"] = f"{config.get('prefix', 'telemed')}-{worker_id}"
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(autouse=True)
 def _reseed_after_flush(request: pytest.FixtureRequest) -> None:
     """A transactional test starts after another one's flush emptied the tables: reseed."""
