@@ -18,6 +18,7 @@ The test database is seeded with the demo county medical community (see
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -97,6 +98,17 @@ def _channel_layer_of_this_worker(worker_id: str) -> None:
     if config is None or worker_id == "master":
         return
     config["prefix"] = f"{config.get('prefix', 'telemed')}-{worker_id}"
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Each test gets channel-layer instances of its own: a Redis layer keeps locks and
+    connections bound to the event loop of the test that used it, and a receive a test
+    left pending would break the next test's sockets on that layer."""
+    yield
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()
