@@ -321,20 +321,11 @@ def instance_prepare(
     follow, and removes the object if the instance is not indexed. Raises
     :class:`Rejected` (audited) for a file we refuse.
     """
-    return instance_store(fileobj, instance_check(fileobj, origin=origin, limits=limits))
-
-
-def instance_check(fileobj: BinaryIO, *, origin: Origin, limits: Limits = DEFAULT_LIMITS) -> Header:
-    """Validate one Part 10 file: its header, or :class:`Rejected` (audited)."""
     try:
-        return header_of(validate_instance(fileobj, limits=limits))
+        header = header_of(validate_instance(fileobj, limits=limits))
     except Rejected as exc:
         _audit(origin, outcome=Outcome.FAILED, reason=exc.code)
         raise
-
-
-def instance_store(fileobj: BinaryIO, header: Header) -> Prepared:
-    """Put a validated file's bytes, preamble zeroed, in the object store."""
     # No look-up for a duplicate first: the unique index tells at insert time (then the
     # object just written is removed), which costs a re-sent instance a write and spares
     # every new one a query.
