@@ -234,8 +234,10 @@ def test_after_a_page_reload_the_same_file_resumes_without_hashing_again(new_pag
     page.set_input_files("#upload-files", str(big))
     page.wait_for_selector(".upload-group[data-state=retrying]")
 
-    page.unroute("**/api/imaging/uploads/*/")
+    # Reload before lifting the block: a retry the old page sends in between would finish
+    # the upload before the page is reloaded, and nothing would be left to resume.
     page.reload()
+    page.unroute("**/api/imaging/uploads/*/")
     page.wait_for_selector("#upload[data-ready='1']", state="attached")
     assert "reload.dcm" in page.locator("#upload-unfinished").inner_text()
     states: list[str] = []
